@@ -1,0 +1,64 @@
+"""Trellis for Python: contract-driven services over NATS.
+
+The public surface is re-exported here; see the README for a tour.
+"""
+
+from trellis.auth import SessionKey, connect_token, rpc_proof, verify_rpc_proof
+from trellis.canonical import canonical_json, json_digest
+from trellis.contracts import (
+    Capability,
+    Contract,
+    ContractError,
+    Use,
+    consumer,
+    contract_digest,
+    event,
+    job,
+    kv,
+    rpc,
+    store,
+    stream,
+)
+from trellis.result import (
+    AuthError,
+    Err,
+    Ok,
+    RemoteError,
+    Result,
+    TransportError,
+    TrellisError,
+    UnexpectedError,
+    ValidationError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuthError",
+    "Capability",
+    "Contract",
+    "ContractError",
+    "Err",
+    "Ok",
+    "RemoteError",
+    "Result",
+    "SessionKey",
+    "TransportError",
+    "TrellisError",
+    "UnexpectedError",
+    "Use",
+    "ValidationError",
+    "canonical_json",
+    "connect_token",
+    "consumer",
+    "contract_digest",
+    "event",
+    "job",
+    "json_digest",
+    "kv",
+    "rpc",
+    "rpc_proof",
+    "store",
+    "stream",
+    "verify_rpc_proof",
+]

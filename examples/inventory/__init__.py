@@ -1,0 +1,1 @@
+"""The inventory example: a service that owns item records (see contract.py)."""

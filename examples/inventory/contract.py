@@ -1,0 +1,73 @@
+"""The inventory contract: RPCs, a declared error, an event with a param token, a KV bucket,
+a job queue and a dependency on ``trellis.core@v1``.
+
+Build it with ``trellis contract build examples.inventory.contract:inventory``.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from trellis import Contract, TrellisError, consumer, event, job, kv, rpc
+from trellis.contracts import trellis_core
+
+
+class GetItem(BaseModel):
+    id: str = Field(min_length=1, max_length=64)
+
+
+class NewItem(BaseModel):
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    name: str = Field(min_length=1)
+    category: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
+    quantity: int = Field(default=0, ge=0)
+
+
+class Item(BaseModel):
+    id: str
+    name: str
+    category: str
+    quantity: int
+
+
+class ItemCreated(BaseModel):
+    id: str
+    name: str
+    category: str
+
+
+class Reindex(BaseModel):
+    category: str
+
+
+class ReindexResult(BaseModel):
+    items: int
+
+
+class ItemNotFound(TrellisError):
+    """No item has this id."""
+
+    item_id: str
+
+
+inventory = Contract(
+    "inventory@v1",
+    kind="service",
+    display_name="Inventory",
+    description="Owns item records.",
+    capabilities={
+        "items.read": "Read items",
+        "items.write": "Create and change items",
+    },
+    rpc={
+        "Items.Get": rpc(GetItem, Item, errors=[ItemNotFound], call=["items.read"]),
+        "Items.Create": rpc(NewItem, Item, call=["items.write"]),
+    },
+    events={
+        "Items.Created": event(ItemCreated, params=["/category"], subscribe=["items.read"]),
+    },
+    kv={"items": kv(Item, purpose="Item records by id")},
+    jobs={"reindex": job(Reindex, ReindexResult, max_deliver=5)},
+    event_consumers={"audit": consumer(self_events=["Items.Created"])},
+    uses={"core": trellis_core.use(rpc=["Trellis.Catalog"])},
+)

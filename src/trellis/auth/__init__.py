@@ -1,0 +1,51 @@
+"""Session keys, domain signatures, connect tokens and RPC proofs."""
+
+from trellis.auth.keys import (
+    DOMAIN_BIND_FLOW,
+    DOMAIN_BOOTSTRAP_CLIENT,
+    DOMAIN_NATS_CONNECT,
+    DOMAIN_OAUTH_INIT,
+    KeyFormatError,
+    SessionKey,
+    domain_digest,
+    inbox_prefix,
+    verify_domain_signature,
+    verify_signature,
+    write_secret_file,
+)
+from trellis.auth.proofs import (
+    IAT_SKEW_SECONDS,
+    ConnectToken,
+    ConnectTokenError,
+    connect_token,
+    iat_in_window,
+    parse_connect_token,
+    proof_input,
+    rpc_proof,
+    verify_connect_token,
+    verify_rpc_proof,
+)
+
+__all__ = [
+    "DOMAIN_BIND_FLOW",
+    "DOMAIN_BOOTSTRAP_CLIENT",
+    "DOMAIN_NATS_CONNECT",
+    "DOMAIN_OAUTH_INIT",
+    "IAT_SKEW_SECONDS",
+    "ConnectToken",
+    "ConnectTokenError",
+    "KeyFormatError",
+    "SessionKey",
+    "connect_token",
+    "domain_digest",
+    "iat_in_window",
+    "inbox_prefix",
+    "parse_connect_token",
+    "proof_input",
+    "rpc_proof",
+    "verify_connect_token",
+    "verify_domain_signature",
+    "verify_rpc_proof",
+    "verify_signature",
+    "write_secret_file",
+]

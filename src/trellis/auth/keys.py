@@ -1,0 +1,150 @@
+"""Session keys: plain Ed25519 keys encoded as unpadded base64url (PROTOCOL §1).
+
+The seed is the secret.  It is never part of ``repr``/``str``, log records or exception text,
+and seed files are created with mode 0600 from the start.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nacl.exceptions
+import nacl.signing
+
+from trellis.encoding import b64url_decode, b64url_encode, sha256
+
+__all__ = [
+    "DOMAIN_BIND_FLOW",
+    "DOMAIN_BOOTSTRAP_CLIENT",
+    "DOMAIN_NATS_CONNECT",
+    "DOMAIN_OAUTH_INIT",
+    "KeyFormatError",
+    "SessionKey",
+    "domain_digest",
+    "inbox_prefix",
+    "verify_domain_signature",
+    "verify_signature",
+    "write_secret_file",
+]
+
+DOMAIN_NATS_CONNECT = "nats-connect"
+DOMAIN_BIND_FLOW = "bind-flow"
+DOMAIN_OAUTH_INIT = "oauth-init"
+DOMAIN_BOOTSTRAP_CLIENT = "bootstrap-client"
+
+
+class KeyFormatError(ValueError):
+    """A key, seed or signature is not well-formed (the message never contains the secret)."""
+
+
+def _decode_fixed(text: str, size: int, what: str) -> bytes:
+    if not isinstance(text, str) or len(text) != (size * 8 + 5) // 6:
+        raise KeyFormatError(f"{what} must be {(size * 8 + 5) // 6} base64url characters")
+    try:
+        raw = b64url_decode(text)
+    except ValueError as exc:
+        raise KeyFormatError(f"{what} is not base64url") from exc
+    if len(raw) != size or b64url_encode(raw) != text:
+        raise KeyFormatError(f"{what} is not a canonical {size}-byte base64url value")
+    return raw
+
+
+class SessionKey:
+    """An Ed25519 session key pair."""
+
+    __slots__ = ("_signing", "public_key")
+
+    def __init__(self, signing_key: nacl.signing.SigningKey) -> None:
+        self._signing = signing_key
+        #: the 43-character base64url public key (``sessionKey`` on the wire)
+        self.public_key: str = b64url_encode(bytes(signing_key.verify_key))
+
+    @classmethod
+    def generate(cls) -> SessionKey:
+        return cls(nacl.signing.SigningKey.generate())
+
+    @classmethod
+    def from_seed(cls, seed_b64url: str) -> SessionKey:
+        return cls(nacl.signing.SigningKey(_decode_fixed(seed_b64url.strip(), 32, "seed")))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> SessionKey:
+        """Read a seed file written by :meth:`save` (or ``trellis keys new``)."""
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise KeyFormatError(f"cannot read seed file {path}: {exc.strerror}") from None
+        return cls.from_seed(text)
+
+    @property
+    def seed(self) -> str:
+        """The 43-character base64url seed.  Treat as a secret."""
+        return b64url_encode(bytes(self._signing))
+
+    @property
+    def inbox_prefix(self) -> str:
+        return inbox_prefix(self.public_key)
+
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Write the seed to ``path`` with mode 0600; refuses to overwrite unless asked."""
+        return write_secret_file(path, self.seed + "\n", overwrite=overwrite)
+
+    def sign(self, message: bytes) -> bytes:
+        return bytes(self._signing.sign(message).signature)
+
+    def sign_domain(self, domain: str, value: str) -> str:
+        """``sign(seed, SHA256(utf8(domain + ":" + value)))`` as base64url."""
+        return b64url_encode(self.sign(domain_digest(domain, value)))
+
+    def __repr__(self) -> str:
+        return f"SessionKey(public_key={self.public_key!r})"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("SessionKey holds a secret and is not picklable")
+
+
+def inbox_prefix(public_key: str) -> str:
+    """``_INBOX.`` + the first 16 characters of the session key."""
+    return "_INBOX." + public_key[:16]
+
+
+def domain_digest(domain: str, value: str) -> bytes:
+    return sha256(f"{domain}:{value}".encode())
+
+
+def verify_signature(public_key: str, message: bytes, signature: str) -> bool:
+    """Constant-time Ed25519 verification (libsodium); malformed inputs verify as False."""
+    try:
+        key = nacl.signing.VerifyKey(_decode_fixed(public_key, 32, "session key"))
+        sig = _decode_fixed(signature, 64, "signature")
+        key.verify(message, sig)
+    except (KeyFormatError, nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError):
+        return False
+    return True
+
+
+def verify_domain_signature(public_key: str, domain: str, value: str, signature: str) -> bool:
+    return verify_signature(public_key, domain_digest(domain, value), signature)
+
+
+def write_secret_file(
+    path: str | os.PathLike[str], content: str | bytes, *, overwrite: bool = False
+) -> Path:
+    """Create ``path`` with mode 0600 (never widened, even briefly) and write ``content``."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
+    try:
+        fd = os.open(target, flags, 0o600)
+    except FileExistsError:
+        raise FileExistsError(f"{target} already exists; refusing to overwrite a secret") from None
+    try:
+        os.fchmod(fd, 0o600)
+        data = content.encode("utf-8") if isinstance(content, str) else content
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    return target

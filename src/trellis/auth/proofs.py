@@ -1,0 +1,141 @@
+"""Connect tokens and RPC request proofs (PROTOCOL §5, §6)."""
+
+from __future__ import annotations
+
+import json
+import struct
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import ValidationError as PydanticValidationError
+
+from trellis.auth.keys import (
+    DOMAIN_NATS_CONNECT,
+    SessionKey,
+    verify_domain_signature,
+    verify_signature,
+)
+from trellis.canonical import canonical_json
+from trellis.encoding import b64url_encode, sha256
+
+__all__ = [
+    "IAT_SKEW_SECONDS",
+    "ConnectToken",
+    "ConnectTokenError",
+    "connect_token",
+    "iat_in_window",
+    "parse_connect_token",
+    "proof_input",
+    "rpc_proof",
+    "verify_connect_token",
+    "verify_rpc_proof",
+]
+
+#: both the connect token and RPC proofs are refused when ``|now - iat|`` exceeds this
+IAT_SKEW_SECONDS = 30
+
+_B64_43 = r"^[A-Za-z0-9_-]{43}$"
+_B64_86 = r"^[A-Za-z0-9_-]{86}$"
+
+
+class ConnectTokenError(ValueError):
+    """A connect token is missing or malformed; ``reason`` is the callout reason code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+class ConnectToken(BaseModel):
+    """The ``auth_token`` a participant presents when connecting through the sentinel."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: Annotated[StrictInt, Field(ge=1, le=1)]
+    session_key: Annotated[str, Field(alias="sessionKey", pattern=_B64_43)]
+    contract_digest: Annotated[
+        str, Field(alias="contractDigest", pattern=r"^[A-Za-z0-9_-]+$", max_length=128)
+    ]
+    iat: StrictInt
+    sig: Annotated[str, Field(pattern=_B64_86)]
+
+    def signature_valid(self) -> bool:
+        return verify_domain_signature(
+            self.session_key, DOMAIN_NATS_CONNECT, f"{self.iat}:{self.contract_digest}", self.sig
+        )
+
+
+def connect_token(key: SessionKey, contract_digest: str, iat: int) -> str:
+    """The compact connect-token JSON (sorted keys, as upstream's vectors show)."""
+    sig = key.sign_domain(DOMAIN_NATS_CONNECT, f"{iat}:{contract_digest}")
+    return canonical_json(
+        {
+            "v": 1,
+            "sessionKey": key.public_key,
+            "contractDigest": contract_digest,
+            "iat": iat,
+            "sig": sig,
+        }
+    )
+
+
+def parse_connect_token(raw: str | None) -> ConnectToken:
+    """Parse an untrusted token; raises ``ConnectTokenError`` with the callout reason code."""
+    if raw is None or raw == "":
+        raise ConnectTokenError("auth_token_required", "no auth token was presented")
+    if len(raw) > 4096:
+        raise ConnectTokenError("invalid_auth_token", "auth token is too large")
+    try:
+        data = json.loads(raw)
+        return ConnectToken.model_validate(data)
+    except (ValueError, PydanticValidationError):
+        raise ConnectTokenError("invalid_auth_token", "auth token is not valid JSON") from None
+
+
+def iat_in_window(iat: int, now: float) -> bool:
+    return abs(now - iat) <= IAT_SKEW_SECONDS
+
+
+def verify_connect_token(token: ConnectToken, now: float) -> str | None:
+    """Return ``None`` when the token is fresh and correctly signed, else its reason code."""
+    if not iat_in_window(token.iat, now):
+        return "iat_out_of_range"
+    if not token.signature_valid():
+        return "invalid_signature"
+    return None
+
+
+def _length_prefixed(data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + data
+
+
+def proof_input(
+    session_key: str, subject: str, payload: bytes, iat: int, request_id: str
+) -> bytes:
+    """``L(sessionKey) + L(subject) + L(SHA256(body)) + L(str(iat)) + L(requestId)``."""
+    return b"".join(
+        _length_prefixed(part)
+        for part in (
+            session_key.encode(),
+            subject.encode(),
+            sha256(payload),
+            str(iat).encode(),
+            request_id.encode(),
+        )
+    )
+
+
+def rpc_proof(key: SessionKey, subject: str, payload: bytes, iat: int, request_id: str) -> str:
+    """Sign SHA-256 of :func:`proof_input` with the session key."""
+    digest = sha256(proof_input(key.public_key, subject, payload, iat, request_id))
+    return b64url_encode(key.sign(digest))
+
+
+def verify_rpc_proof(
+    session_key: str, proof: str, subject: str, payload: bytes, iat: int, request_id: str
+) -> bool:
+    """Check a request proof over the body actually received (never a supplied hash)."""
+    if not isinstance(proof, str) or not isinstance(request_id, str):
+        return False
+    digest = sha256(proof_input(session_key, subject, payload, iat, request_id))
+    return verify_signature(session_key, digest, proof)

@@ -1,0 +1,558 @@
+"""Authoring contracts in Python: pydantic models in, a ``trellis.contract.v1`` manifest out.
+
+``Contract(...)`` builds the manifest once, validates it (every problem reported together)
+and computes its digest.  The specs keep the Python models so services and clients can
+validate payloads against exactly what the manifest declares.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from trellis.contracts.manifest import (
+    CONTRACT_FORMAT,
+    PLATFORM_CAPABILITIES,
+    contract_digest,
+    event_subject_template,
+    global_capability,
+    normalize_manifest,
+    sorted_unique,
+)
+from trellis.contracts.schema import SchemaError, model_schema
+from trellis.contracts.validate import ContractError, Problem, check_manifest
+from trellis.result import BUILTIN_ERRORS, TrellisError
+
+__all__ = [
+    "Capability",
+    "ConsumerSpec",
+    "Contract",
+    "EventSpec",
+    "JobSpec",
+    "KvSpec",
+    "RpcSpec",
+    "StoreSpec",
+    "StreamSpec",
+    "Use",
+    "consumer",
+    "event",
+    "job",
+    "kv",
+    "rpc",
+    "store",
+    "stream",
+]
+
+Kind = Literal["service", "app", "cli", "agent", "device"]
+
+
+@dataclass(frozen=True)
+class Capability:
+    """A capability's human copy (``consequence`` says what holding it allows)."""
+
+    display_name: str
+    description: str
+    consequence: str | None = None
+
+
+@dataclass(frozen=True)
+class RpcSpec:
+    input: type[BaseModel]
+    output: type[BaseModel]
+    errors: tuple[type[TrellisError], ...] = ()
+    call: tuple[str, ...] = ()
+    version: str = "v1"
+    docs: str | None = None
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    model: type[BaseModel]
+    params: tuple[str, ...] = ()
+    publish: tuple[str, ...] = ()
+    subscribe: tuple[str, ...] = ()
+    version: str = "v1"
+    docs: str | None = None
+
+
+@dataclass(frozen=True)
+class KvSpec:
+    model: type[BaseModel]
+    purpose: str
+    required: bool = True
+    history: int = 1
+    ttl_ms: int = 0
+    max_value_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class StoreSpec:
+    purpose: str
+    required: bool = True
+    ttl_ms: int = 0
+    max_object_bytes: int | None = None
+    max_total_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """Our ``resources.streams`` extension: a JetStream stream under a logical alias."""
+
+    purpose: str
+    subjects: tuple[str, ...]
+    retention: Literal["limits", "workqueue", "interest"] = "limits"
+    required: bool = True
+    max_age_ms: int | None = None
+    max_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    payload: type[BaseModel]
+    result: type[BaseModel] | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    uses: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    self_events: tuple[str, ...] = ()
+    replay: Literal["new", "all"] = "new"
+    concurrency: int = 1
+    ack_wait_ms: int | None = None
+    max_deliver: int | None = None
+    backoff_ms: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Use:
+    """A dependency on surfaces of another contract; made by ``Contract.use``."""
+
+    contract: str
+    rpc: tuple[str, ...] = ()
+    publish: tuple[str, ...] = ()
+    subscribe: tuple[str, ...] = ()
+    optional: bool = False
+    target: Contract | None = field(default=None, compare=False, repr=False)
+
+    def manifest(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"contract": self.contract}
+        if self.rpc:
+            out["rpc"] = {"call": list(self.rpc)}
+        if self.publish or self.subscribe:
+            events: dict[str, Any] = {}
+            if self.publish:
+                events["publish"] = list(self.publish)
+            if self.subscribe:
+                events["subscribe"] = list(self.subscribe)
+            out["events"] = events
+        return out
+
+
+def rpc(
+    input: type[BaseModel],  # noqa: A002 - reads naturally at the call site
+    output: type[BaseModel],
+    *,
+    errors: Sequence[type[TrellisError]] = (),
+    call: Sequence[str] = (),
+    version: str = "v1",
+    docs: str | None = None,
+) -> RpcSpec:
+    """An RPC taking ``input`` and answering ``output``; ``call`` lists required capabilities."""
+    return RpcSpec(input, output, tuple(errors), tuple(call), version, docs)
+
+
+def event(
+    model: type[BaseModel],
+    *,
+    params: Sequence[str] = (),
+    publish: Sequence[str] = (),
+    subscribe: Sequence[str] = (),
+    version: str = "v1",
+    docs: str | None = None,
+) -> EventSpec:
+    """An event; each ``params`` JSON pointer becomes a subject token filled from the payload."""
+    return EventSpec(model, tuple(params), tuple(publish), tuple(subscribe), version, docs)
+
+
+def kv(
+    model: type[BaseModel],
+    *,
+    purpose: str,
+    required: bool = True,
+    history: int = 1,
+    ttl_ms: int = 0,
+    max_value_bytes: int | None = None,
+) -> KvSpec:
+    return KvSpec(model, purpose, required, history, ttl_ms, max_value_bytes)
+
+
+def store(
+    *,
+    purpose: str,
+    required: bool = True,
+    ttl_ms: int = 0,
+    max_object_bytes: int | None = None,
+    max_total_bytes: int | None = None,
+) -> StoreSpec:
+    return StoreSpec(purpose, required, ttl_ms, max_object_bytes, max_total_bytes)
+
+
+def stream(
+    *,
+    purpose: str,
+    subjects: Sequence[str],
+    retention: Literal["limits", "workqueue", "interest"] = "limits",
+    required: bool = True,
+    max_age_ms: int | None = None,
+    max_bytes: int | None = None,
+) -> StreamSpec:
+    return StreamSpec(purpose, tuple(subjects), retention, required, max_age_ms, max_bytes)
+
+
+def job(
+    payload: type[BaseModel],
+    result: type[BaseModel] | None = None,
+    *,
+    max_deliver: int | None = None,
+    backoff_ms: Sequence[int] | None = None,
+    ack_wait_ms: int | None = None,
+    default_deadline_ms: int | None = None,
+    progress: bool | None = None,
+    logs: bool | None = None,
+    dlq: bool | None = None,
+    concurrency: int | None = None,
+) -> JobSpec:
+    """A job queue; unset options take the runtime defaults (PROTOCOL §3) and stay unwritten."""
+    options = {
+        "maxDeliver": max_deliver,
+        "backoffMs": list(backoff_ms) if backoff_ms is not None else None,
+        "ackWaitMs": ack_wait_ms,
+        "defaultDeadlineMs": default_deadline_ms,
+        "progress": progress,
+        "logs": logs,
+        "dlq": dlq,
+        "concurrency": concurrency,
+    }
+    return JobSpec(payload, result, {k: v for k, v in options.items() if v is not None})
+
+
+def consumer(
+    *,
+    uses: Mapping[str, Sequence[str]] | None = None,
+    self_events: Sequence[str] = (),
+    replay: Literal["new", "all"] = "new",
+    concurrency: int = 1,
+    ack_wait_ms: int | None = None,
+    max_deliver: int | None = None,
+    backoff_ms: Sequence[int] | None = None,
+) -> ConsumerSpec:
+    """A durable event-consumer group over used (``uses``) and own (``self_events``) events."""
+    return ConsumerSpec(
+        {alias: tuple(events) for alias, events in (uses or {}).items()},
+        tuple(self_events),
+        replay,
+        concurrency,
+        ack_wait_ms,
+        max_deliver,
+        tuple(backoff_ms) if backoff_ms is not None else None,
+    )
+
+
+class Contract:
+    """A Trellis contract declared in Python.
+
+    Raises ``ContractError`` listing every problem when the declaration is invalid.
+    """
+
+    def __init__(
+        self,
+        id: str,  # noqa: A002 - the contract id is called id everywhere in Trellis
+        *,
+        kind: Kind,
+        display_name: str,
+        description: str,
+        capabilities: Mapping[str, str | Capability] | None = None,
+        rpc: Mapping[str, RpcSpec] | None = None,
+        events: Mapping[str, EventSpec] | None = None,
+        kv: Mapping[str, KvSpec] | None = None,
+        store: Mapping[str, StoreSpec] | None = None,
+        streams: Mapping[str, StreamSpec] | None = None,
+        jobs: Mapping[str, JobSpec] | None = None,
+        uses: Mapping[str, Use] | None = None,
+        event_consumers: Mapping[str, ConsumerSpec] | None = None,
+        exports: Iterable[type[BaseModel]] = (),
+        docs: str | None = None,
+        baseline_uses: bool = True,
+    ) -> None:
+        self.id = id
+        self.kind = kind
+        self.display_name = display_name
+        self.description = description
+        self.rpc: dict[str, RpcSpec] = dict(rpc or {})
+        self.events: dict[str, EventSpec] = dict(events or {})
+        self.kv: dict[str, KvSpec] = dict(kv or {})
+        self.store: dict[str, StoreSpec] = dict(store or {})
+        self.streams: dict[str, StreamSpec] = dict(streams or {})
+        self.jobs: dict[str, JobSpec] = dict(jobs or {})
+        self.event_consumers: dict[str, ConsumerSpec] = dict(event_consumers or {})
+        self.uses: dict[str, Use] = dict(uses or {})
+        if baseline_uses:
+            for alias, use in _baseline_uses(id, kind).items():
+                self.uses.setdefault(alias, use)
+        self._capabilities = dict(capabilities or {})
+        self._exports = tuple(exports)
+        self._docs = docs
+        self._problems: list[Problem] = []
+        self._schemas: dict[str, dict[str, Any]] = {}
+        self._schema_models: dict[str, type[BaseModel]] = {}
+        manifest = self._build()
+        problems = self._problems + check_manifest(manifest, _known_targets(self.uses))
+        if problems:
+            raise ContractError(problems, id)
+        self.manifest: dict[str, Any] = normalize_manifest(manifest)
+        self.digest: str = contract_digest(self.manifest)
+
+    def __repr__(self) -> str:
+        return f"Contract({self.id!r}, kind={self.kind!r}, digest={self.digest!r})"
+
+    # -- dependencies ------------------------------------------------------------------
+
+    def use(
+        self,
+        *,
+        rpc: Sequence[str] = (),
+        publish: Sequence[str] = (),
+        subscribe: Sequence[str] = (),
+        optional: bool = False,
+    ) -> Use:
+        """Declare a dependency on this contract's surfaces; unknown names raise at once."""
+        problems = [
+            Problem(f"uses.{self.id}.{section}", f"{self.id} has no {kind} {name!r}")
+            for section, kind, names, owned in (
+                ("rpc.call", "rpc", rpc, self.rpc),
+                ("events.publish", "event", publish, self.events),
+                ("events.subscribe", "event", subscribe, self.events),
+            )
+            for name in names
+            if name not in owned
+        ]
+        if problems:
+            raise ContractError(problems)
+        return Use(self.id, tuple(rpc), tuple(publish), tuple(subscribe), optional, self)
+
+    # -- manifest building ---------------------------------------------------------------
+
+    def _schema_ref(self, model: type[BaseModel] | type[TrellisError], path: str) -> dict[str, str]:
+        if isinstance(model, type) and issubclass(model, TrellisError):
+            name = f"{model.type}Data"
+            model_key: Any = model
+            make = model.wire_schema
+        else:
+            name = model.__name__
+            model_key = model
+            make = lambda: model_schema(model)  # noqa: E731
+        known = self._schema_models.get(name)
+        if known is None:
+            try:
+                self._schemas[name] = make()
+            except SchemaError as exc:
+                self._problems.append(Problem(path, str(exc)))
+                self._schemas[name] = {}
+            self._schema_models[name] = model_key
+        elif known is not model_key:
+            self._problems.append(
+                Problem(path, f"two different models are named {name!r}; rename one")
+            )
+        return {"schema": name}
+
+    def _cap(self, name: str) -> str:
+        if name in self._capabilities:
+            return global_capability(self.id, name)
+        return name  # platform or foreign (``ns::x``) capability; validation checks the rest
+
+    def _caps(self, names: Iterable[str]) -> list[str]:
+        return sorted_unique(self._cap(n) for n in names)
+
+    def _build(self) -> dict[str, Any]:
+        m: dict[str, Any] = {
+            "format": CONTRACT_FORMAT,
+            "id": self.id,
+            "displayName": self.display_name,
+            "description": self.description,
+            "kind": self.kind,
+        }
+        if self._docs:
+            m["docs"] = {"markdown": self._docs}
+        if self._capabilities:
+            caps: dict[str, Any] = {}
+            for local, meta in self._capabilities.items():
+                if isinstance(meta, str):
+                    meta = Capability(meta, meta)
+                entry = {"displayName": meta.display_name, "description": meta.description}
+                if meta.consequence:
+                    entry["consequence"] = meta.consequence
+                if local in PLATFORM_CAPABILITIES or "::" in local:
+                    self._problems.append(
+                        Problem(f"capabilities.{local}", "declare capabilities by their local name")
+                    )
+                caps[global_capability(self.id, local)] = entry
+            m["capabilities"] = caps
+        self._build_uses(m)
+        self._build_surfaces(m)
+        self._build_resources(m)
+        if self._exports:
+            m["exports"] = {
+                "schemas": [self._schema_ref(model, "exports")["schema"] for model in self._exports]
+            }
+        if self._schemas:
+            m["schemas"] = dict(self._schemas)
+        return m
+
+    def _build_uses(self, m: dict[str, Any]) -> None:
+        required = {a: u.manifest() for a, u in self.uses.items() if not u.optional}
+        optional = {a: u.manifest() for a, u in self.uses.items() if u.optional}
+        if required or optional:
+            m["uses"] = {}
+            if required:
+                m["uses"]["required"] = required
+            if optional:
+                m["uses"]["optional"] = optional
+
+    def _build_surfaces(self, m: dict[str, Any]) -> None:
+        errors: dict[str, Any] = {}
+        if self.rpc:
+            m["rpc"] = {}
+            for name, spec in self.rpc.items():
+                path = f"rpc.{name}"
+                entry: dict[str, Any] = {
+                    "version": spec.version,
+                    "subject": f"rpc.{spec.version}.{name}",
+                    "input": self._schema_ref(spec.input, f"{path}.input"),
+                    "output": self._schema_ref(spec.output, f"{path}.output"),
+                    "capabilities": {"call": self._caps(spec.call)},
+                }
+                if spec.errors:
+                    entry["errors"] = [{"type": err.type} for err in spec.errors]
+                    for err in spec.errors:
+                        if err.type not in BUILTIN_ERRORS:
+                            errors[err.type] = {
+                                "type": err.type,
+                                "schema": self._schema_ref(err, f"{path}.errors"),
+                            }
+                if spec.docs:
+                    entry["docs"] = {"markdown": spec.docs}
+                m["rpc"][name] = entry
+        if errors:
+            m["errors"] = errors
+        if self.events:
+            m["events"] = {}
+            for name, ev in self.events.items():
+                e: dict[str, Any] = {
+                    "version": ev.version,
+                    "subject": event_subject_template(name, ev.version, ev.params),
+                    "params": list(ev.params),
+                    "event": self._schema_ref(ev.model, f"events.{name}.event"),
+                    "capabilities": {
+                        "publish": self._caps(ev.publish),
+                        "subscribe": self._caps(ev.subscribe),
+                    },
+                }
+                if ev.docs:
+                    e["docs"] = {"markdown": ev.docs}
+                m["events"][name] = e
+        if self.jobs:
+            m["jobs"] = {}
+            for queue, spec_job in self.jobs.items():
+                j: dict[str, Any] = {
+                    "payload": self._schema_ref(spec_job.payload, f"jobs.{queue}.payload")
+                }
+                if spec_job.result is not None:
+                    j["result"] = self._schema_ref(spec_job.result, f"jobs.{queue}.result")
+                j.update(spec_job.options)
+                m["jobs"][queue] = j
+        if self.event_consumers:
+            m["eventConsumers"] = {}
+            for group, c in self.event_consumers.items():
+                g: dict[str, Any] = {}
+                if c.uses:
+                    g["uses"] = {alias: list(evs) for alias, evs in c.uses.items()}
+                if c.self_events:
+                    g["self"] = list(c.self_events)
+                g.update({"replay": c.replay, "ordering": "strict", "concurrency": c.concurrency})
+                if c.ack_wait_ms is not None:
+                    g["ackWaitMs"] = c.ack_wait_ms
+                if c.max_deliver is not None:
+                    g["maxDeliver"] = c.max_deliver
+                if c.backoff_ms is not None:
+                    g["backoffMs"] = list(c.backoff_ms)
+                m["eventConsumers"][group] = g
+
+    def _build_resources(self, m: dict[str, Any]) -> None:
+        resources: dict[str, Any] = {}
+        if self.kv:
+            resources["kv"] = {}
+            for alias, k in self.kv.items():
+                entry: dict[str, Any] = {
+                    "purpose": k.purpose,
+                    "schema": self._schema_ref(k.model, f"resources.kv.{alias}.schema"),
+                    "required": k.required,
+                    "history": k.history,
+                    "ttlMs": k.ttl_ms,
+                }
+                if k.max_value_bytes is not None:
+                    entry["maxValueBytes"] = k.max_value_bytes
+                resources["kv"][alias] = entry
+        if self.store:
+            resources["store"] = {}
+            for alias, s in self.store.items():
+                st: dict[str, Any] = {"purpose": s.purpose, "required": s.required, "ttlMs": s.ttl_ms}
+                if s.max_object_bytes is not None:
+                    st["maxObjectBytes"] = s.max_object_bytes
+                if s.max_total_bytes is not None:
+                    st["maxTotalBytes"] = s.max_total_bytes
+                resources["store"][alias] = st
+        if self.streams:
+            resources["streams"] = {}
+            for alias, sm in self.streams.items():
+                sd: dict[str, Any] = {
+                    "purpose": sm.purpose,
+                    "subjects": list(sm.subjects),
+                    "retention": sm.retention,
+                    "required": sm.required,
+                }
+                if sm.max_age_ms is not None:
+                    sd["maxAgeMs"] = sm.max_age_ms
+                if sm.max_bytes is not None:
+                    sd["maxBytes"] = sm.max_bytes
+                resources["streams"][alias] = sd
+        if resources:
+            m["resources"] = resources
+
+
+#: Trellis-owned contracts, filled by ``trellis.contracts.builtin`` as it defines them, so
+#: every contract's ``uses`` of a builtin is checked against the real surfaces.
+BUILTIN_REGISTRY: dict[str, Contract] = {}
+
+
+def _known_targets(uses: Mapping[str, Use]) -> dict[str, Mapping[str, Any]]:
+    known: dict[str, Mapping[str, Any]] = {c.id: c.manifest for c in BUILTIN_REGISTRY.values()}
+    for use in uses.values():
+        if use.target is not None:
+            known[use.contract] = use.target.manifest
+    return known
+
+
+def _baseline_uses(contract_id: str, kind: str) -> dict[str, Use]:
+    """The dependencies upstream's authoring helper adds to every contract of a kind."""
+    if contract_id.startswith("trellis."):
+        return {}
+    baseline: dict[str, Use] = {}
+    if kind in ("service", "device"):
+        baseline["health"] = Use("trellis.health@v1", publish=("Health.Heartbeat",))
+    if kind in ("app", "agent", "device", "cli"):
+        baseline["auth"] = Use("trellis.auth@v1", rpc=("Auth.Sessions.Me", "Auth.Sessions.Logout"))
+    return baseline

@@ -1,0 +1,476 @@
+"""The Trellis-owned contracts (PROTOCOL §8) as Python contract objects.
+
+Names and subjects follow upstream; the models are ours.  The runtime implements the
+subset each feature needs and grows it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from trellis.contracts.authoring import (
+    BUILTIN_REGISTRY,
+    Capability,
+    Contract,
+    event,
+    rpc,
+)
+
+__all__ = [
+    "BUILTIN_CONTRACTS",
+    "EventHeader",
+    "HealthHeartbeat",
+    "trellis_auth",
+    "trellis_core",
+    "trellis_health",
+    "trellis_jobs",
+    "trellis_state",
+]
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class Empty(_Wire):
+    """No input."""
+
+
+class EventHeader(_Wire):
+    id: str
+    time: str
+
+
+# --- trellis.core@v1 ---------------------------------------------------------------------
+
+
+class CatalogEntry(_Wire):
+    id: str
+    digest: str
+    display_name: str = Field(alias="displayName")
+    description: str
+
+
+class Catalog(_Wire):
+    format: Literal["trellis.catalog.v1"] = "trellis.catalog.v1"
+    contracts: list[CatalogEntry]
+
+
+class ContractGetInput(_Wire):
+    digest: str
+
+
+class ContractGetOutput(_Wire):
+    contract: dict[str, Any]
+
+
+class BindingsGetInput(_Wire):
+    contract_id: str | None = Field(default=None, alias="contractId")
+    digest: str | None = None
+
+
+class BindingsGetOutput(_Wire):
+    binding: dict[str, Any] | None = None
+
+
+class SurfaceStatusInput(_Wire):
+    contract_id: str = Field(alias="contractId")
+    surface: str
+    kind: Literal["rpc", "event", "operation", "feed"] = "rpc"
+
+
+class SurfaceStatusOutput(_Wire):
+    status: Literal["unknown_contract", "unknown_surface", "unauthorized", "unavailable", "available"]
+
+
+trellis_core = Contract(
+    "trellis.core@v1",
+    kind="service",
+    display_name="Trellis Core",
+    description="The contract catalog, contract lookup and resource bindings.",
+    capabilities={
+        "catalog.read": Capability("Read the catalog", "List the active contracts."),
+        "contract.read": Capability("Read contracts", "Fetch a contract manifest by digest."),
+    },
+    rpc={
+        "Trellis.Catalog": rpc(Empty, Catalog, call=["catalog.read"]),
+        "Trellis.Contract.Get": rpc(ContractGetInput, ContractGetOutput, call=["contract.read"]),
+        "Trellis.Bindings.Get": rpc(BindingsGetInput, BindingsGetOutput, call=["service"]),
+        "Trellis.Surface.Status": rpc(SurfaceStatusInput, SurfaceStatusOutput, call=["catalog.read"]),
+    },
+)
+
+
+# --- trellis.health@v1 -------------------------------------------------------------------
+
+
+class HealthCheck(_Wire):
+    name: str
+    status: Literal["ok", "failed"]
+    error: str | None = None
+    summary: str | None = None
+    info: dict[str, Any] | None = None
+    latency_ms: float = Field(alias="latencyMs")
+
+
+class HeartbeatService(_Wire):
+    name: str
+    kind: Literal["service", "device"]
+    instance_id: str = Field(alias="instanceId")
+    contract_id: str = Field(alias="contractId")
+    contract_digest: str = Field(alias="contractDigest")
+    started_at: str = Field(alias="startedAt")
+    publish_interval_ms: int = Field(alias="publishIntervalMs", ge=1)
+    runtime: Literal["deno", "node", "rust", "python", "unknown"] = "python"
+    runtime_version: str | None = Field(default=None, alias="runtimeVersion")
+    version: str | None = None
+    info: dict[str, Any] | None = None
+
+
+class HealthHeartbeat(_Wire):
+    header: EventHeader
+    service: HeartbeatService
+    status: Literal["healthy", "unhealthy", "degraded"]
+    summary: str | None = None
+    checks: list[HealthCheck]
+
+
+trellis_health = Contract(
+    "trellis.health@v1",
+    kind="service",
+    display_name="Trellis Health",
+    description="Service liveness heartbeats.",
+    events={"Health.Heartbeat": event(HealthHeartbeat, publish=["service"], subscribe=["service"])},
+)
+
+
+# --- trellis.auth@v1 ---------------------------------------------------------------------
+
+
+class RequestValidateInput(_Wire):
+    session_key: str = Field(alias="sessionKey")
+    proof: str
+    subject: str
+    payload_hash: str = Field(alias="payloadHash")
+    iat: int
+    request_id: str = Field(alias="requestId")
+    capabilities: list[str] | None = None
+
+
+class Caller(_Wire):
+    type: Literal["user", "service", "device"]
+    id: str
+    capabilities: list[str] = Field(default_factory=list)
+    contract_id: str | None = Field(default=None, alias="contractId")
+
+
+class RequestValidateOutput(_Wire):
+    allowed: bool
+    inbox_prefix: str = Field(alias="inboxPrefix")
+    caller: Caller | None = None
+
+
+class SessionInfo(_Wire):
+    session_key: str = Field(alias="sessionKey")
+    type: Literal["user", "service", "device"]
+    id: str
+    contract_id: str | None = Field(default=None, alias="contractId")
+    contract_digest: str | None = Field(default=None, alias="contractDigest")
+    capabilities: list[str] = Field(default_factory=list)
+    created_at: str | None = Field(default=None, alias="createdAt")
+    last_auth: str | None = Field(default=None, alias="lastAuth")
+
+
+class SessionMe(_Wire):
+    session: SessionInfo
+
+
+class Ack(_Wire):
+    success: bool = True
+
+
+class SessionList(_Wire):
+    sessions: list[SessionInfo]
+
+
+class SessionRevokeInput(_Wire):
+    session_key: str = Field(alias="sessionKey")
+
+
+class ConnectionInfo(_Wire):
+    session_key: str = Field(alias="sessionKey")
+    user_nkey: str = Field(alias="userNkey")
+    server_id: str = Field(alias="serverId")
+    client_id: int = Field(alias="clientId")
+    connected_at: str = Field(alias="connectedAt")
+    kind: Literal["user", "service", "device"] = "service"
+    id: str = ""
+
+
+class ConnectionsListInput(_Wire):
+    session_key: str | None = Field(default=None, alias="sessionKey")
+
+
+class ConnectionList(_Wire):
+    connections: list[ConnectionInfo]
+
+
+class ConnectionKickInput(_Wire):
+    user_nkey: str = Field(alias="userNkey")
+
+
+class UserInfo(_Wire):
+    id: str
+    name: str | None = None
+    email: str | None = None
+    active: bool = True
+    capabilities: list[str] = Field(default_factory=list)
+
+
+class UserGetInput(_Wire):
+    id: str
+
+
+class UserList(_Wire):
+    users: list[UserInfo]
+
+
+class UserCreateInput(_Wire):
+    id: str
+    name: str | None = None
+    email: str | None = None
+    capabilities: list[str] = Field(default_factory=list)
+
+
+class UserUpdateInput(_Wire):
+    id: str
+    active: bool | None = None
+    capabilities: list[str] | None = None
+
+
+class Deployment(_Wire):
+    name: str
+    contract_id: str = Field(alias="contractId")
+    contract_digest: str = Field(alias="contractDigest")
+    disabled: bool = False
+    instance_keys: list[str] = Field(default_factory=list, alias="instanceKeys")
+    created_at: str | None = Field(default=None, alias="createdAt")
+
+
+class DeploymentCreateInput(_Wire):
+    name: str
+    contract: dict[str, Any]
+    public_key: str = Field(alias="publicKey")
+
+
+class DeploymentNameInput(_Wire):
+    name: str
+
+
+class DeploymentList(_Wire):
+    deployments: list[Deployment]
+
+
+class DeploymentOutput(_Wire):
+    deployment: Deployment
+
+
+class InstanceInput(_Wire):
+    name: str
+    instance_key: str = Field(alias="instanceKey")
+
+
+class InstanceInfo(_Wire):
+    instance_id: str = Field(alias="instanceId")
+    name: str
+    instance_key: str = Field(alias="instanceKey")
+    disabled: bool = False
+
+
+class InstanceList(_Wire):
+    instances: list[InstanceInfo]
+
+
+class ConnectionEvent(_Wire):
+    header: EventHeader
+    origin: str
+    id: str
+    session_key: str = Field(alias="sessionKey")
+    user_nkey: str = Field(alias="userNkey")
+
+
+class ConnectionKickedEvent(_Wire):
+    header: EventHeader
+    origin: str
+    id: str
+    user_nkey: str = Field(alias="userNkey")
+    kicked_by: str = Field(alias="kickedBy")
+
+
+class SessionRevokedEvent(_Wire):
+    header: EventHeader
+    origin: str
+    id: str
+    session_key: str = Field(alias="sessionKey")
+    revoked_by: str = Field(alias="revokedBy")
+
+
+_ADMIN = ["admin"]
+
+trellis_auth = Contract(
+    "trellis.auth@v1",
+    kind="service",
+    display_name="Trellis Auth",
+    description="Sessions, connections, users and service deployments.",
+    capabilities={
+        "device.review": Capability("Review devices", "Approve or deny device user authority."),
+        "events.auth": Capability("Auth events", "Observe connection and session events."),
+    },
+    rpc={
+        "Auth.Requests.Validate": rpc(RequestValidateInput, RequestValidateOutput, call=["service"]),
+        "Auth.Sessions.Me": rpc(Empty, SessionMe),
+        "Auth.Sessions.Logout": rpc(Empty, Ack),
+        "Auth.Sessions.List": rpc(Empty, SessionList, call=_ADMIN),
+        "Auth.Sessions.Revoke": rpc(SessionRevokeInput, Ack, call=_ADMIN),
+        "Auth.Connections.List": rpc(ConnectionsListInput, ConnectionList, call=_ADMIN),
+        "Auth.Connections.Kick": rpc(ConnectionKickInput, Ack, call=_ADMIN),
+        "Auth.Users.List": rpc(Empty, UserList, call=_ADMIN),
+        "Auth.Users.Get": rpc(UserGetInput, UserInfo, call=_ADMIN),
+        "Auth.Users.Create": rpc(UserCreateInput, UserInfo, call=_ADMIN),
+        "Auth.Users.Update": rpc(UserUpdateInput, UserInfo, call=_ADMIN),
+        "Auth.Deployments.Create": rpc(DeploymentCreateInput, DeploymentOutput, call=_ADMIN),
+        "Auth.Deployments.Upgrade": rpc(DeploymentCreateInput, DeploymentOutput, call=_ADMIN),
+        "Auth.Deployments.List": rpc(Empty, DeploymentList, call=_ADMIN),
+        "Auth.Deployments.Get": rpc(DeploymentNameInput, DeploymentOutput, call=_ADMIN),
+        "Auth.Deployments.Enable": rpc(DeploymentNameInput, DeploymentOutput, call=_ADMIN),
+        "Auth.Deployments.Disable": rpc(DeploymentNameInput, DeploymentOutput, call=_ADMIN),
+        "Auth.Deployments.Remove": rpc(DeploymentNameInput, Ack, call=_ADMIN),
+        "Auth.ServiceInstances.Provision": rpc(InstanceInput, InstanceInfo, call=_ADMIN),
+        "Auth.ServiceInstances.List": rpc(DeploymentNameInput, InstanceList, call=_ADMIN),
+        "Auth.ServiceInstances.Enable": rpc(InstanceInput, InstanceInfo, call=_ADMIN),
+        "Auth.ServiceInstances.Disable": rpc(InstanceInput, InstanceInfo, call=_ADMIN),
+        "Auth.ServiceInstances.Remove": rpc(InstanceInput, Ack, call=_ADMIN),
+    },
+    events={
+        "Auth.Connections.Opened": event(ConnectionEvent, publish=["service"], subscribe=["events.auth"]),
+        "Auth.Connections.Closed": event(ConnectionEvent, publish=["service"], subscribe=["events.auth"]),
+        "Auth.Connections.Kicked": event(ConnectionKickedEvent, publish=["service"], subscribe=["events.auth"]),
+        "Auth.Sessions.Revoked": event(SessionRevokedEvent, publish=["service"], subscribe=["events.auth"]),
+    },
+)
+
+
+# --- trellis.state@v1 --------------------------------------------------------------------
+
+
+class StateKey(_Wire):
+    store: str
+    key: str | None = None
+
+
+class StatePutInput(_Wire):
+    store: str
+    key: str | None = None
+    value: Any
+    expected_revision: int | None = Field(default=None, alias="expectedRevision")
+
+
+class StateEntry(_Wire):
+    found: bool
+    value: Any = None
+    revision: int | None = None
+
+
+class StateListOutput(_Wire):
+    keys: list[str]
+
+
+trellis_state = Contract(
+    "trellis.state@v1",
+    kind="service",
+    display_name="Trellis State",
+    description="Per-participant named state stores.",
+    rpc={
+        "State.Get": rpc(StateKey, StateEntry),
+        "State.Put": rpc(StatePutInput, StateEntry),
+        "State.Delete": rpc(StateKey, Ack),
+        "State.List": rpc(StateKey, StateListOutput),
+    },
+)
+
+
+# --- trellis.jobs@v1 ---------------------------------------------------------------------
+
+
+class JobRef(_Wire):
+    service: str
+    queue: str
+    job_id: str = Field(alias="jobId")
+
+
+class JobsListInput(_Wire):
+    service: str | None = None
+    queue: str | None = None
+    state: str | None = None
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+class JobInfo(_Wire):
+    service: str
+    queue: str
+    job_id: str = Field(alias="jobId")
+    state: Literal["pending", "active", "completed", "retry", "failed", "cancelled", "dead", "expired", "dismissed"]
+    tries: int = 0
+    payload: Any = None
+    result: Any = None
+    error: str | None = None
+    created_at: str = Field(alias="createdAt")
+    updated_at: str = Field(alias="updatedAt")
+
+
+class JobOutput(_Wire):
+    job: JobInfo
+
+
+class JobsList(_Wire):
+    jobs: list[JobInfo]
+
+
+class JobsHealth(_Wire):
+    status: Literal["healthy", "unhealthy", "degraded"]
+
+
+class JobsServices(_Wire):
+    services: list[str]
+
+
+trellis_jobs = Contract(
+    "trellis.jobs@v1",
+    kind="service",
+    display_name="Trellis Jobs",
+    description="Job queue administration.",
+    capabilities={
+        "admin.read": Capability("Read jobs", "Inspect job queues and jobs."),
+        "admin.mutate": Capability(
+            "Change jobs", "Cancel, retry, replay or dismiss jobs.", "Can re-run or stop work."
+        ),
+    },
+    rpc={
+        "Jobs.Health": rpc(Empty, JobsHealth, call=["admin.read"]),
+        "Jobs.ListServices": rpc(Empty, JobsServices, call=["admin.read"]),
+        "Jobs.List": rpc(JobsListInput, JobsList, call=["admin.read"]),
+        "Jobs.Get": rpc(JobRef, JobOutput, call=["admin.read"]),
+        "Jobs.Cancel": rpc(JobRef, JobOutput, call=["admin.mutate"]),
+        "Jobs.Retry": rpc(JobRef, JobOutput, call=["admin.mutate"]),
+        "Jobs.ListDLQ": rpc(JobsListInput, JobsList, call=["admin.read"]),
+        "Jobs.ReplayDLQ": rpc(JobRef, JobOutput, call=["admin.mutate"]),
+        "Jobs.DismissDLQ": rpc(JobRef, JobOutput, call=["admin.mutate"]),
+    },
+)
+
+BUILTIN_CONTRACTS: dict[str, Contract] = {
+    c.id: c for c in (trellis_core, trellis_health, trellis_auth, trellis_state, trellis_jobs)
+}
+BUILTIN_REGISTRY.update(BUILTIN_CONTRACTS)
