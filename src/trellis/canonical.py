@@ -76,7 +76,15 @@ def _emit(value: Any, out: list[str], path: str) -> None:
         raise ValueError(f"{path}: {type(value).__name__} is not a JSON value")
 
 
-_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+}
 
 
 def _js_string(text: str) -> str:
@@ -119,7 +127,7 @@ def _js_number(value: float, path: str) -> str:
 
 
 def _shortest_digits(value: float) -> tuple[str, int]:
-    """Shortest round-trip digits ``d1d2...dk`` and ``n`` with value = 0.d1d2...dk × 10^n."""
+    """Shortest round-trip digits ``d1d2...dk`` and ``n`` with value = 0.d1d2...dk * 10**n."""
     text = repr(value)
     mantissa, _, exp_text = text.partition("e")
     exponent = int(exp_text) if exp_text else 0

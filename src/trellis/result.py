@@ -12,6 +12,8 @@ Errors serialize to the envelope ``{id, type, message, context?, traceId?, ...fi
 
 from __future__ import annotations
 
+import builtins
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, NoReturn, TypeAlias, TypeVar
@@ -127,7 +129,7 @@ class TrellisError(Exception):
     """
 
     type: ClassVar[str] = "TrellisError"
-    _fields_model: ClassVar[type[BaseModel]] = _Fields
+    _fields_model: ClassVar[builtins.type[BaseModel]] = _Fields
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -135,7 +137,7 @@ class TrellisError(Exception):
             cls.type = cls.__name__
         own = {
             name: hint
-            for name, hint in cls.__dict__.get("__annotations__", {}).items()
+            for name, hint in _own_annotations(cls).items()
             if not name.startswith("_") and name != "type"
         }
         reserved = _RESERVED_FIELDS.intersection(own)
@@ -147,7 +149,7 @@ class TrellisError(Exception):
             definitions[name] = (hint, default)
             if name in cls.__dict__:
                 delattr(cls, name)  # the instance attribute set in __init__ wins
-        cls._fields_model = create_model(  # type: ignore[call-overload]
+        cls._fields_model = create_model(
             f"{cls.__name__}Fields", __base__=cls._fields_model, **definitions
         )
 
@@ -155,7 +157,7 @@ class TrellisError(Exception):
         self,
         message: str | None = None,
         *,
-        id: str | None = None,  # noqa: A002 - the wire name
+        id: str | None = None,
         context: Mapping[str, Any] | None = None,
         trace_id: str | None = None,
         **fields: Any,
@@ -217,7 +219,7 @@ class TrellisError(Exception):
     def from_wire(
         cls,
         data: Mapping[str, Any],
-        declared: Mapping[str, type[TrellisError]] | None = None,
+        declared: Mapping[str, builtins.type[TrellisError]] | None = None,
     ) -> TrellisError:
         """Rebuild an error from its envelope.
 
@@ -236,8 +238,12 @@ class TrellisError(Exception):
         fields = {k: v for k, v in data.items() if k not in _RESERVED_FIELDS}
         if target is None:
             return RemoteError(
-                message, id=error_id, context=context, trace_id=trace_id,
-                remote_type=kind, data=fields,
+                message,
+                id=error_id,
+                context=context,
+                trace_id=trace_id,
+                remote_type=kind,
+                data=fields,
             )
         try:
             return target(message, id=error_id, context=context, trace_id=trace_id, **fields)
@@ -247,6 +253,14 @@ class TrellisError(Exception):
                 f"{exc.error_count()} problem(s)",
                 id=error_id,
             )
+
+
+def _own_annotations(cls: type) -> dict[str, Any]:
+    """The class's own annotations, resolved even under postponed evaluation (PEP 563)."""
+    try:
+        return inspect.get_annotations(cls, eval_str=True)
+    except (NameError, TypeError):
+        return inspect.get_annotations(cls)
 
 
 def _default_message(cls: type[TrellisError]) -> str:

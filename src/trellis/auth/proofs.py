@@ -109,9 +109,7 @@ def _length_prefixed(data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + data
 
 
-def proof_input(
-    session_key: str, subject: str, payload: bytes, iat: int, request_id: str
-) -> bytes:
+def proof_input(session_key: str, subject: str, payload: bytes, iat: int, request_id: str) -> bytes:
     """``L(sessionKey) + L(subject) + L(SHA256(body)) + L(str(iat)) + L(requestId)``."""
     return b"".join(
         _length_prefixed(part)

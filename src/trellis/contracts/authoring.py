@@ -153,7 +153,7 @@ class Use:
 
 
 def rpc(
-    input: type[BaseModel],  # noqa: A002 - reads naturally at the call site
+    input: type[BaseModel],
     output: type[BaseModel],
     *,
     errors: Sequence[type[TrellisError]] = (),
@@ -270,7 +270,7 @@ class Contract:
 
     def __init__(
         self,
-        id: str,  # noqa: A002 - the contract id is called id everywhere in Trellis
+        id: str,
         *,
         kind: Kind,
         display_name: str,
@@ -509,7 +509,11 @@ class Contract:
         if self.store:
             resources["store"] = {}
             for alias, s in self.store.items():
-                st: dict[str, Any] = {"purpose": s.purpose, "required": s.required, "ttlMs": s.ttl_ms}
+                st: dict[str, Any] = {
+                    "purpose": s.purpose,
+                    "required": s.required,
+                    "ttlMs": s.ttl_ms,
+                }
                 if s.max_object_bytes is not None:
                     st["maxObjectBytes"] = s.max_object_bytes
                 if s.max_total_bytes is not None:

@@ -82,7 +82,9 @@ class SurfaceStatusInput(_Wire):
 
 
 class SurfaceStatusOutput(_Wire):
-    status: Literal["unknown_contract", "unknown_surface", "unauthorized", "unavailable", "available"]
+    status: Literal[
+        "unknown_contract", "unknown_surface", "unauthorized", "unavailable", "available"
+    ]
 
 
 trellis_core = Contract(
@@ -98,7 +100,9 @@ trellis_core = Contract(
         "Trellis.Catalog": rpc(Empty, Catalog, call=["catalog.read"]),
         "Trellis.Contract.Get": rpc(ContractGetInput, ContractGetOutput, call=["contract.read"]),
         "Trellis.Bindings.Get": rpc(BindingsGetInput, BindingsGetOutput, call=["service"]),
-        "Trellis.Surface.Status": rpc(SurfaceStatusInput, SurfaceStatusOutput, call=["catalog.read"]),
+        "Trellis.Surface.Status": rpc(
+            SurfaceStatusInput, SurfaceStatusOutput, call=["catalog.read"]
+        ),
     },
 )
 
@@ -329,7 +333,9 @@ trellis_auth = Contract(
         "events.auth": Capability("Auth events", "Observe connection and session events."),
     },
     rpc={
-        "Auth.Requests.Validate": rpc(RequestValidateInput, RequestValidateOutput, call=["service"]),
+        "Auth.Requests.Validate": rpc(
+            RequestValidateInput, RequestValidateOutput, call=["service"]
+        ),
         "Auth.Sessions.Me": rpc(Empty, SessionMe),
         "Auth.Sessions.Logout": rpc(Empty, Ack),
         "Auth.Sessions.List": rpc(Empty, SessionList, call=_ADMIN),
@@ -354,10 +360,18 @@ trellis_auth = Contract(
         "Auth.ServiceInstances.Remove": rpc(InstanceInput, Ack, call=_ADMIN),
     },
     events={
-        "Auth.Connections.Opened": event(ConnectionEvent, publish=["service"], subscribe=["events.auth"]),
-        "Auth.Connections.Closed": event(ConnectionEvent, publish=["service"], subscribe=["events.auth"]),
-        "Auth.Connections.Kicked": event(ConnectionKickedEvent, publish=["service"], subscribe=["events.auth"]),
-        "Auth.Sessions.Revoked": event(SessionRevokedEvent, publish=["service"], subscribe=["events.auth"]),
+        "Auth.Connections.Opened": event(
+            ConnectionEvent, publish=["service"], subscribe=["events.auth"]
+        ),
+        "Auth.Connections.Closed": event(
+            ConnectionEvent, publish=["service"], subscribe=["events.auth"]
+        ),
+        "Auth.Connections.Kicked": event(
+            ConnectionKickedEvent, publish=["service"], subscribe=["events.auth"]
+        ),
+        "Auth.Sessions.Revoked": event(
+            SessionRevokedEvent, publish=["service"], subscribe=["events.auth"]
+        ),
     },
 )
 
@@ -421,7 +435,17 @@ class JobInfo(_Wire):
     service: str
     queue: str
     job_id: str = Field(alias="jobId")
-    state: Literal["pending", "active", "completed", "retry", "failed", "cancelled", "dead", "expired", "dismissed"]
+    state: Literal[
+        "pending",
+        "active",
+        "completed",
+        "retry",
+        "failed",
+        "cancelled",
+        "dead",
+        "expired",
+        "dismissed",
+    ]
     tries: int = 0
     payload: Any = None
     result: Any = None

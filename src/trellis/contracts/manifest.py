@@ -96,8 +96,14 @@ def _ref(ref: Any) -> Json:
     return {"schema": ref["schema"]}
 
 
-def _put(out: Json, key: str, source: Mapping[str, Any], func: Callable[[Any], Any] | None = None,
-         *, defined: bool = False) -> None:
+def _put(
+    out: Json,
+    key: str,
+    source: Mapping[str, Any],
+    func: Callable[[Any], Any] | None = None,
+    *,
+    defined: bool = False,
+) -> None:
     """Copy ``source[key]`` into ``out`` when present (truthy, or merely defined)."""
     if key not in source:
         return
@@ -189,7 +195,9 @@ def _operation(op: Any) -> Json:
         _put(t, "expiresInMs", transfer, defined=True)
         _put(t, "maxBytes", transfer, defined=True)
         out["transfer"] = t
-    _put(out, "capabilities", op, lambda caps: _lists(caps, ("call", "observe", "cancel", "control")))
+    _put(
+        out, "capabilities", op, lambda caps: _lists(caps, ("call", "observe", "cancel", "control"))
+    )
     _put(out, "signals", op, lambda signals: _map(signals, _signal))
     _put(out, "cancel", op, defined=True)
     _put(out, "docs", op, _docs)
@@ -363,13 +371,17 @@ def _project_uses_flat(uses: Mapping[str, Any]) -> Json:
     out: Json = {}
     for alias, use in uses.items():
         entry: Json = {"contract": use.get("contract")}
-        rpc, ops, events, feeds = (use.get(k) or {} for k in ("rpc", "operations", "events", "feeds"))
+        rpc, ops, events, feeds = (
+            use.get(k) or {} for k in ("rpc", "operations", "events", "feeds")
+        )
         if "call" in rpc:
             entry["rpc"] = {"call": sorted_unique(rpc["call"])}
         if "call" in ops:
             entry["operations"] = {"call": sorted_unique(ops["call"])}
         if "publish" in events or "subscribe" in events:
-            entry["events"] = {k: sorted_unique(events[k]) for k in ("publish", "subscribe") if k in events}
+            entry["events"] = {
+                k: sorted_unique(events[k]) for k in ("publish", "subscribe") if k in events
+            }
         if "subscribe" in feeds:
             entry["feeds"] = {"subscribe": sorted_unique(feeds["subscribe"])}
         out[alias] = entry
@@ -457,7 +469,9 @@ def project_manifest(normalized: Mapping[str, Any]) -> Json:
             out[key] = _map(m[key], func)
     if "errors" in m:
         referenced = {
-            ref["type"] for method in (m.get("rpc") or {}).values() for ref in method.get("errors") or []
+            ref["type"]
+            for method in (m.get("rpc") or {}).values()
+            for ref in method.get("errors") or []
         }
         errors = {k: e for k, e in m["errors"].items() if e["type"] in referenced}
         if errors:
@@ -469,7 +483,9 @@ def project_manifest(normalized: Mapping[str, Any]) -> Json:
     resources = m.get("resources") or {}
     if any(k in resources for k in ("kv", "store", "streams")):
         out["resources"] = {
-            k: _map(resources[k], _without_docs) for k in ("kv", "store", "streams") if k in resources
+            k: _map(resources[k], _without_docs)
+            for k in ("kv", "store", "streams")
+            if k in resources
         }
     return out
 

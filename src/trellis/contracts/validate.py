@@ -77,7 +77,7 @@ class _Docs(_M):
 
 
 class _CapMeta(_M):
-    displayName: NonEmpty  # noqa: N815 - wire names
+    displayName: NonEmpty
     description: NonEmpty
     consequence: StrictStr | None = None
 
@@ -182,10 +182,10 @@ class _ErrorDecl(_M):
 class _Job(_M):
     payload: _Ref
     result: _Ref | None = None
-    maxDeliver: PosInt | None = None  # noqa: N815
-    backoffMs: list[NonNegInt] | None = None  # noqa: N815
-    ackWaitMs: PosInt | None = None  # noqa: N815
-    defaultDeadlineMs: PosInt | None = None  # noqa: N815
+    maxDeliver: PosInt | None = None
+    backoffMs: list[NonNegInt] | None = None
+    ackWaitMs: PosInt | None = None
+    defaultDeadlineMs: PosInt | None = None
     progress: StrictBool | None = None
     logs: StrictBool | None = None
     dlq: StrictBool | None = None
@@ -198,9 +198,9 @@ class _Consumer(_M):
     replay: Literal["new", "all"] | None = None
     ordering: Literal["strict"] | None = None
     concurrency: PosInt | None = None
-    ackWaitMs: PosInt | None = None  # noqa: N815
-    maxDeliver: PosInt | None = None  # noqa: N815
-    backoffMs: list[NonNegInt] | None = None  # noqa: N815
+    ackWaitMs: PosInt | None = None
+    maxDeliver: PosInt | None = None
+    backoffMs: list[NonNegInt] | None = None
 
 
 class _Kv(_M):
@@ -208,16 +208,16 @@ class _Kv(_M):
     schema_: _Ref = Field(alias="schema")
     required: StrictBool | None = None
     history: PosInt | None = None
-    ttlMs: NonNegInt | None = None  # noqa: N815
-    maxValueBytes: PosInt | None = None  # noqa: N815
+    ttlMs: NonNegInt | None = None
+    maxValueBytes: PosInt | None = None
 
 
 class _Store(_M):
     purpose: NonEmpty
     required: StrictBool | None = None
-    ttlMs: NonNegInt | None = None  # noqa: N815
-    maxObjectBytes: PosInt | None = None  # noqa: N815
-    maxTotalBytes: PosInt | None = None  # noqa: N815
+    ttlMs: NonNegInt | None = None
+    maxObjectBytes: PosInt | None = None
+    maxTotalBytes: PosInt | None = None
 
 
 class _Stream(_M):
@@ -225,8 +225,8 @@ class _Stream(_M):
     subjects: Annotated[Names, Field(min_length=1)]
     retention: Literal["limits", "workqueue", "interest"] | None = None
     required: StrictBool | None = None
-    maxAgeMs: NonNegInt | None = None  # noqa: N815
-    maxBytes: PosInt | None = None  # noqa: N815
+    maxAgeMs: NonNegInt | None = None
+    maxBytes: PosInt | None = None
 
 
 class _Resources(_M):
@@ -238,14 +238,14 @@ class _Resources(_M):
 class _StateStore(_M):
     kind: Literal["value", "map"]
     schema_: _Ref = Field(alias="schema")
-    stateVersion: StrictStr | None = None  # noqa: N815
-    acceptedVersions: dict[NonEmpty, _Ref] | None = None  # noqa: N815
+    stateVersion: StrictStr | None = None
+    acceptedVersions: dict[NonEmpty, _Ref] | None = None
 
 
 class _Manifest(_M):
     format: Literal["trellis.contract.v1"]
     id: NonEmpty
-    displayName: NonEmpty  # noqa: N815
+    displayName: NonEmpty
     description: NonEmpty
     kind: Literal["service", "app", "device", "agent", "cli"]
     docs: _Docs | None = None
@@ -260,7 +260,7 @@ class _Manifest(_M):
     feeds: dict[NonEmpty, _Feed] | None = None
     errors: dict[NonEmpty, _ErrorDecl] | None = None
     jobs: dict[NonEmpty, _Job] | None = None
-    eventConsumers: dict[NonEmpty, _Consumer] | None = None  # noqa: N815
+    eventConsumers: dict[NonEmpty, _Consumer] | None = None
     resources: _Resources | None = None
 
 
@@ -304,8 +304,10 @@ def _tokenable(schema: Any) -> bool:
         return True
     if isinstance(kinds, str):
         kinds = [kinds]
-    return isinstance(kinds, list) and bool(kinds) and all(
-        k in ("string", "integer", "number", "boolean") for k in kinds
+    return (
+        isinstance(kinds, list)
+        and bool(kinds)
+        and all(k in ("string", "integer", "number", "boolean") for k in kinds)
     )
 
 
@@ -348,21 +350,25 @@ class _Checker:
                 self.add(path, f"capability {key!r} must be namespaced as '{self.ns}::<name>'")
                 continue
             if ns != self.ns:
-                self.add(path, f"capability {key!r} is outside this contract's namespace {self.ns!r}")
+                self.add(
+                    path, f"capability {key!r} is outside this contract's namespace {self.ns!r}"
+                )
             if not CAPABILITY_LOCAL.match(local):
                 self.add(path, f"capability name {local!r} must be lowercase dotted words")
             for prefix in {f"{self.ns}.", f"{leaf}."}:
                 if local.startswith(prefix):
-                    self.add(path, f"capability name {local!r} must not repeat the namespace prefix {prefix!r}")
+                    self.add(
+                        path,
+                        f"capability name {local!r} must not repeat the namespace prefix "
+                        f"{prefix!r}",
+                    )
 
     def check_capability_refs(self, path: str, caps: Any) -> None:
         for cap in caps or []:
             if cap in PLATFORM_CAPABILITIES:
                 continue
             ns, sep, _ = cap.partition("::")
-            if not sep:
-                self.add(path, f"capability {cap!r} is not declared in 'capabilities'")
-            elif ns == self.ns and cap not in self.declared_caps:
+            if not sep or (ns == self.ns and cap not in self.declared_caps):
                 self.add(path, f"capability {cap!r} is not declared in 'capabilities'")
 
     # schemas
@@ -373,7 +379,9 @@ class _Checker:
                 self.add(path, f"unknown schema {name!r}")
 
     # surfaces
-    def check_surface(self, section: str, name: str, s: Mapping[str, Any], subjects: dict[str, str]) -> None:
+    def check_surface(
+        self, section: str, name: str, s: Mapping[str, Any], subjects: dict[str, str]
+    ) -> None:
         base = f"{section}.{name}"
         if not SURFACE_NAME.match(name):
             self.add(base, f"{name!r} is not a valid surface name (dotted words)")
@@ -409,7 +417,9 @@ class _Checker:
             if not SUBJECT_TOKEN.match(token):
                 self.add(path, f"subject {subject!r} has an invalid token {token!r}")
                 return
-        prefix = {"rpc": "rpc", "operations": "operations", "feeds": "feeds", "events": "events"}[section]
+        prefix = {"rpc": "rpc", "operations": "operations", "feeds": "feeds", "events": "events"}[
+            section
+        ]
         if tokens[0] != prefix:
             self.add(path, f"subject {subject!r} must start with '{prefix}.'")
 
@@ -420,7 +430,10 @@ class _Checker:
             if not POINTER.match(token):
                 self.add(f"{base}.subject", f"template token {{{token}}} is not a JSON pointer")
         if tokens != params:
-            self.add(f"{base}.params", f"params {params} must list the subject's template tokens {tokens} in order")
+            self.add(
+                f"{base}.params",
+                f"params {params} must list the subject's template tokens {tokens} in order",
+            )
         if len(set(params)) != len(params):
             self.add(f"{base}.params", "params must not repeat")
         ref = event.get("event") or {}
@@ -433,9 +446,15 @@ class _Checker:
                 continue
             target = _schema_at_pointer(schema, pointer)
             if target is None:
-                self.add(f"{base}.params[{index}]", f"{pointer!r} does not point into the event schema {ref.get('schema')!r}")
+                self.add(
+                    f"{base}.params[{index}]",
+                    f"{pointer!r} does not point into the event schema {ref.get('schema')!r}",
+                )
             elif not _tokenable(target):
-                self.add(f"{base}.params[{index}]", f"{pointer!r} must point at a string, number, boolean or enum field")
+                self.add(
+                    f"{base}.params[{index}]",
+                    f"{pointer!r} must point at a string, number, boolean or enum field",
+                )
 
     def check_rpc_error(self, path: str, error_type: Any) -> None:
         from trellis.result import BUILTIN_ERRORS
@@ -455,7 +474,10 @@ class _Checker:
         required = uses.get("required") or {}
         optional = uses.get("optional") or {}
         for alias in set(required) & set(optional):
-            self.add(f"uses.optional.{alias}", f"duplicate alias {alias!r}: it is also under uses.required")
+            self.add(
+                f"uses.optional.{alias}",
+                f"duplicate alias {alias!r}: it is also under uses.required",
+            )
         for group, entries in (("required", required), ("optional", optional)):
             for alias, use in entries.items():
                 self.check_use(f"uses.{group}.{alias}", alias, use)
@@ -505,7 +527,10 @@ class _Checker:
                             SUBJECT_TOKEN.match(tokens[-1]) or tokens[-1] in ("*", ">")
                         )
                         if not ok:
-                            self.add(f"{path}.subjects[{index}]", f"{subject!r} is not a valid relative subject")
+                            self.add(
+                                f"{path}.subjects[{index}]",
+                                f"{subject!r} is not a valid relative subject",
+                            )
 
     def check_jobs_state_exports(self) -> None:
         for queue, job in (self.m.get("jobs") or {}).items():
@@ -542,7 +567,10 @@ class _Checker:
                 subscribed = set(((use.get("events") or {}).get("subscribe")) or [])
                 for event in events:
                     if event not in subscribed:
-                        self.add(f"{path}.uses.{alias}", f"event {event!r} is not in uses.{alias}.events.subscribe")
+                        self.add(
+                            f"{path}.uses.{alias}",
+                            f"event {event!r} is not in uses.{alias}.events.subscribe",
+                        )
             for event in consumer.get("self") or []:
                 if event not in own_events:
                     self.add(f"{path}.self", f"{event!r} is not an event of this contract")
@@ -572,12 +600,9 @@ def check_manifest(
     return problems + [p for p in semantic if (p.path, p.message) not in seen]
 
 
-def validate_manifest(
-    manifest: Any, known: Mapping[str, Mapping[str, Any]] | None = None
-) -> None:
+def validate_manifest(manifest: Any, known: Mapping[str, Mapping[str, Any]] | None = None) -> None:
     """Raise ``ContractError`` listing every problem, or return quietly."""
     problems = check_manifest(manifest, known)
     if problems:
         cid = manifest.get("id") if isinstance(manifest, Mapping) else None
         raise ContractError(problems, cid if isinstance(cid, str) else None)
-

@@ -1,0 +1,187 @@
+"""The ``trellis`` command line (typer + rich)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from trellis.auth import SessionKey
+from trellis.canonical import canonical_json
+from trellis.cli.loading import SourceError, load_contract_object, load_manifest
+from trellis.contracts import ContractError, check_manifest, contract_digest
+from trellis.contracts.builtin import BUILTIN_CONTRACTS
+
+app = typer.Typer(
+    name="trellis",
+    help="Trellis for Python: contract-driven services over NATS.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+keys_app = typer.Typer(
+    help="Session keys (Ed25519) for services, CLIs and apps.", no_args_is_help=True
+)
+contract_app = typer.Typer(help="Build, digest and check contracts.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(contract_app, name="contract")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+@keys_app.command("new")
+def keys_new(
+    out_file: Annotated[
+        Path,
+        typer.Option("--out", "-o", help="Seed file to create (mode 0600; never overwritten)."),
+    ] = Path("trellis.seed"),
+    as_json: JsonFlag = False,
+) -> None:
+    """Generate a session key: write its seed to a 0600 file and print the public key."""
+    key = SessionKey.generate()
+    try:
+        key.save(out_file)
+    except (FileExistsError, OSError) as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        _emit_json({"publicKey": key.public_key, "seedFile": str(out_file)})
+    else:
+        out.print(f"public key: [bold]{key.public_key}[/]", highlight=False)
+        out.print(f"seed written to {out_file} (mode 0600). Keep it secret.", highlight=False)
+
+
+@keys_app.command("show")
+def keys_show(
+    seed_file: Annotated[Path, typer.Argument(help="A seed file written by 'trellis keys new'.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Print the public key of a seed file."""
+    try:
+        key = SessionKey.load(seed_file)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        _emit_json({"publicKey": key.public_key})
+    else:
+        out.print(key.public_key, highlight=False)
+
+
+SourceArg = Annotated[
+    str, typer.Argument(help="A manifest JSON file, or MODULE:ATTR naming a trellis Contract.")
+]
+
+
+@contract_app.command("build")
+def contract_build(
+    source: Annotated[str, typer.Argument(help="MODULE:ATTR naming a trellis Contract.")],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the manifest here instead of stdout."),
+    ] = None,
+) -> None:
+    """Emit the trellis.contract.v1 manifest of a Python contract."""
+    try:
+        contract = load_contract_object(source)
+    except SourceError as exc:
+        raise _fail(str(exc)) from None
+    except ContractError as exc:
+        raise _fail(str(exc), 1) from None
+    text = json.dumps(contract.manifest, indent=2, ensure_ascii=False) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+        return
+    output.write_text(text, encoding="utf-8")
+    err.print(f"wrote {output} ({contract.id}, digest {contract.digest})", highlight=False)
+
+
+@contract_app.command("digest")
+def contract_digest_cmd(source: SourceArg, as_json: JsonFlag = False) -> None:
+    """Print the contract digest (what upstream runtimes compute for the same manifest)."""
+    manifest = _load_checked(source)
+    digest = contract_digest(manifest)
+    if as_json:
+        _emit_json({"id": manifest.get("id"), "digest": digest})
+    else:
+        sys.stdout.write(digest + "\n")
+
+
+@contract_app.command("check")
+def contract_check(source: SourceArg, as_json: JsonFlag = False) -> None:
+    """List every problem in a contract; exit 1 when there is any."""
+    try:
+        manifest = load_manifest(source)
+    except SourceError as exc:
+        raise _fail(str(exc)) from None
+    except ContractError as exc:
+        problems = exc.problems
+        manifest = None
+    else:
+        known = {c.id: c.manifest for c in BUILTIN_CONTRACTS.values()}
+        problems = check_manifest(manifest, known)
+    if as_json:
+        _emit_json(
+            {
+                "ok": not problems,
+                "digest": contract_digest(manifest) if manifest and not problems else None,
+                "problems": [{"path": p.path, "message": p.message} for p in problems],
+            }
+        )
+    elif problems:
+        err.print(f"[bold red]{len(problems)} problem(s):[/]")
+        for problem in problems:
+            err.print(
+                f"  [yellow]{problem.path or '(manifest)'}[/]: {problem.message}", highlight=False
+            )
+    else:
+        assert manifest is not None
+        out.print(
+            f"[green]ok[/] {manifest['id']} digest {contract_digest(manifest)}", highlight=False
+        )
+    if problems:
+        raise typer.Exit(1)
+
+
+def _load_checked(source: str) -> dict[str, Any]:
+    try:
+        manifest = load_manifest(source)
+    except SourceError as exc:
+        raise _fail(str(exc)) from None
+    except ContractError as exc:
+        raise _fail(str(exc), 1) from None
+    known = {c.id: c.manifest for c in BUILTIN_CONTRACTS.values()}
+    problems = check_manifest(manifest, known)
+    if problems:
+        raise _fail(str(ContractError(problems, manifest.get("id"))), 1)
+    return manifest
+
+
+@app.command("canonical")
+def canonical_cmd(
+    file: Annotated[Path, typer.Argument(help="A JSON file ('-' for standard input).")],
+) -> None:
+    """Print the canonical JSON form of a JSON document."""
+    text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
+    try:
+        sys.stdout.write(canonical_json(json.loads(text)) + "\n")
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+
+
+def main() -> None:
+    app()

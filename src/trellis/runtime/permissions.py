@@ -1,0 +1,720 @@
+"""Derive a session's NATS publish/subscribe grants from contract manifests (PROTOCOL §7).
+
+The auth callout mints user JWTs from these lists, so this module is the security boundary
+between "what a contract declares" and "what NATS lets a connection do". It is pure: plain
+manifest dicts and install-time bindings in, a frozen result out, no I/O. Every subject
+taken from a manifest or binding is validated first, so a malformed or hostile manifest
+fails loudly instead of widening a grant (for instance to ``>``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "AUTH_VALIDATE_SUBJECT",
+    "REASON_INSUFFICIENT_PERMISSIONS",
+    "REASON_INVALID_BINDING",
+    "REASON_INVALID_MANIFEST",
+    "REASON_INVALID_SESSION_KEY",
+    "REASON_INVALID_SUBJECT",
+    "REASON_MISSING_REQUIRED_CONTRACT",
+    "SERVICE_CAPABILITY",
+    "SERVICE_RESP_MAX",
+    "USER_KINDS",
+    "USER_RESP_MAX",
+    "DerivedPermissions",
+    "EventConsumerBinding",
+    "InsufficientPermissionsError",
+    "InvalidSubjectError",
+    "JobQueueBinding",
+    "JobsBinding",
+    "KvBinding",
+    "MissingRequiredContractError",
+    "PermissionDerivationError",
+    "ServiceBindings",
+    "StreamBinding",
+    "derive_permissions",
+    "derive_service_permissions",
+    "derive_user_permissions",
+    "event_subject_pattern",
+    "inbox_prefix",
+    "required_user_capabilities",
+    "subject_matches",
+]
+
+SERVICE_CAPABILITY: Final = "service"
+AUTH_VALIDATE_SUBJECT: Final = "rpc.v1.Auth.Requests.Validate"
+SERVICE_RESP_MAX: Final = 65535
+USER_RESP_MAX: Final = 1
+USER_KINDS: Final = frozenset({"app", "agent", "cli", "device"})
+JOBS_WORK_STREAM: Final = "JOBS_WORK"
+
+REASON_MISSING_REQUIRED_CONTRACT: Final = "missing_required_contract"
+REASON_INSUFFICIENT_PERMISSIONS: Final = "insufficient_permissions"
+REASON_INVALID_SUBJECT: Final = "invalid_subject"
+REASON_INVALID_MANIFEST: Final = "invalid_manifest"
+REASON_INVALID_BINDING: Final = "invalid_binding"
+REASON_INVALID_SESSION_KEY: Final = "invalid_session_key"
+
+_INBOX_KEY_LEN: Final = 16
+
+# A literal subject token: no separator, no wildcard, no template brace, no whitespace or
+# control characters (``\s`` is Unicode-aware, so NBSP and friends are rejected too).
+_LITERAL_PART = r"[^.\s{}*>\x00-\x1f\x7f]+"
+# A template token is a whole token ``{/json/pointer}``; the pointer may contain dots.
+_TEMPLATE_PART = r"\{/[^{}\s\x00-\x1f\x7f]*\}"
+_LITERAL_SUBJECT_RE: Final = re.compile(rf"{_LITERAL_PART}(?:\.{_LITERAL_PART})*")
+_TEMPLATE_SUBJECT_RE: Final = re.compile(
+    rf"(?:{_LITERAL_PART}|{_TEMPLATE_PART})(?:\.(?:{_LITERAL_PART}|{_TEMPLATE_PART}))*"
+)
+_TEMPLATE_TOKEN_RE: Final = re.compile(_TEMPLATE_PART)
+# Physical names (buckets, streams, consumers, job namespaces/queues) are single tokens.
+_NAME_RE: Final = re.compile(r"[A-Za-z0-9_-]+")
+_SESSION_KEY_PREFIX_RE: Final = re.compile(r"[A-Za-z0-9_-]{16}")
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class PermissionDerivationError(Exception):
+    """Derivation refused; ``reason`` is a stable code the callout can answer with."""
+
+    def __init__(
+        self,
+        reason: str,
+        message: str,
+        *,
+        contract_id: str | None = None,
+        subject: str | None = None,
+        missing_capabilities: Sequence[str] = (),
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.contract_id = contract_id
+        self.subject = subject
+        self.missing_capabilities: tuple[str, ...] = tuple(missing_capabilities)
+
+
+class MissingRequiredContractError(PermissionDerivationError):
+    """A ``uses.required`` target is not active: an install error, never a silent skip."""
+
+    def __init__(self, contract_id: str, alias: str) -> None:
+        super().__init__(
+            REASON_MISSING_REQUIRED_CONTRACT,
+            f"required dependency {alias!r} targets {contract_id!r}, which is not active",
+            contract_id=contract_id,
+        )
+        self.alias = alias
+
+
+class InsufficientPermissionsError(PermissionDerivationError):
+    """The user lacks capabilities the contract needs; login must fail, not degrade."""
+
+    def __init__(self, contract_id: str | None, missing: Iterable[str]) -> None:
+        missing_sorted = tuple(sorted(set(missing)))
+        super().__init__(
+            REASON_INSUFFICIENT_PERMISSIONS,
+            f"missing capabilities: {', '.join(missing_sorted)}",
+            contract_id=contract_id,
+            missing_capabilities=missing_sorted,
+        )
+
+
+class InvalidSubjectError(PermissionDerivationError):
+    """A manifest or binding subject could widen a grant; refuse it outright."""
+
+    def __init__(self, subject: object, why: str, *, contract_id: str | None = None) -> None:
+        super().__init__(
+            REASON_INVALID_SUBJECT,
+            f"invalid subject {subject!r}: {why}",
+            contract_id=contract_id,
+            subject=subject if isinstance(subject, str) else None,
+        )
+
+
+# --------------------------------------------------------------------------- bindings
+
+
+class _Binding(BaseModel):
+    """Bindings arrive as JSON (camelCase) from the runtime's binding store."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+
+class KvBinding(_Binding):
+    """A logical KV alias bound to its physical bucket at install."""
+
+    alias: str
+    bucket: str
+
+
+class StreamBinding(_Binding):
+    """A ``resources.streams`` alias (our extension) bound to a physical stream."""
+
+    alias: str
+    stream: str
+    subjects: tuple[str, ...]
+
+
+class EventConsumerBinding(_Binding):
+    """An ``eventConsumers`` group bound to a durable consumer on an event stream."""
+
+    group: str
+    stream: str
+    consumer: str
+
+
+class JobQueueBinding(_Binding):
+    """One job queue's physical subjects and its JOBS_WORK consumer."""
+
+    publish_prefix: str = Field(alias="publishPrefix")
+    work_subject: str = Field(alias="workSubject")
+    consumer: str
+
+
+class JobsBinding(_Binding):
+    """The service's job namespace and its queues, keyed by the manifest's queue name."""
+
+    namespace: str
+    queues: Mapping[str, JobQueueBinding] = Field(default_factory=dict)
+
+
+class ServiceBindings(_Binding):
+    """Everything assigned to a service deployment at install."""
+
+    kv: tuple[KvBinding, ...] = ()
+    streams: tuple[StreamBinding, ...] = ()
+    event_consumers: tuple[EventConsumerBinding, ...] = Field(default=(), alias="eventConsumers")
+    jobs: JobsBinding | None = None
+
+
+# --------------------------------------------------------------------------- result
+
+
+@dataclass(frozen=True, slots=True)
+class DerivedPermissions:
+    """What goes into the user JWT: sorted, de-duplicated allow lists and ``resp.max``.
+
+    ``required_capabilities`` is the union of every gating list the contract touches. For a
+    user session all of them were checked against the user; for a service it is what full
+    access would need (grants whose gate the service does not hold are simply absent).
+    """
+
+    session: Literal["service", "user"]
+    contract_id: str
+    publish: tuple[str, ...]
+    subscribe: tuple[str, ...]
+    required_capabilities: tuple[str, ...]
+    resp_max: int
+
+
+# --------------------------------------------------------------------------- subjects
+
+
+def inbox_prefix(session_key: str) -> str:
+    """The session's reply-inbox prefix; validated because it lands in ``sub.allow``."""
+    if not isinstance(session_key, str) or not _SESSION_KEY_PREFIX_RE.fullmatch(
+        session_key[:_INBOX_KEY_LEN]
+    ):
+        raise PermissionDerivationError(
+            REASON_INVALID_SESSION_KEY,
+            "session key must start with 16 base64url characters",
+        )
+    return "_INBOX." + session_key[:_INBOX_KEY_LEN]
+
+
+def event_subject_pattern(template: str, *, contract_id: str | None = None) -> str:
+    """Turn ``events.v1.X.Y.{/ptr}`` into ``events.v1.X.Y.*`` after strict validation.
+
+    Only whole ``{/pointer}`` tokens may become wildcards; a literal ``*``/``>``, an empty
+    token or whitespace anywhere is an error, as is a subject outside ``events.``.
+    """
+    return _event_pattern(template, contract_id=contract_id)
+
+
+def _event_pattern(template: object, *, contract_id: str | None) -> str:
+    if not isinstance(template, str) or not _TEMPLATE_SUBJECT_RE.fullmatch(template):
+        raise InvalidSubjectError(
+            template,
+            "event subjects are dot-separated literal or {/pointer} tokens",
+            contract_id=contract_id,
+        )
+    pattern = _TEMPLATE_TOKEN_RE.sub("*", template)
+    tokens = pattern.split(".")
+    if tokens[0] != "events" or len(tokens) < 3 or "*" in tokens[:3]:
+        raise InvalidSubjectError(
+            template, "event subjects are events.<version>.<Name>...", contract_id=contract_id
+        )
+    return pattern
+
+
+def _rpc_subject(subject: object, *, contract_id: str | None) -> str:
+    """Validate an rpc subject: literal tokens only, under ``rpc.``."""
+    if not isinstance(subject, str) or not _LITERAL_SUBJECT_RE.fullmatch(subject):
+        raise InvalidSubjectError(
+            subject, "rpc subjects are dot-separated literal tokens", contract_id=contract_id
+        )
+    tokens = subject.split(".")
+    if tokens[0] != "rpc" or len(tokens) < 3:
+        raise InvalidSubjectError(
+            subject, "rpc subjects are rpc.<version>.<Name>", contract_id=contract_id
+        )
+    return subject
+
+
+def subject_matches(subject: str, pattern: str) -> bool:
+    """True when every subject ``subject`` can denote is allowed by NATS ``pattern``.
+
+    For a concrete subject this is ordinary NATS matching (``*`` one token, ``>`` one or more
+    trailing tokens). A subject that itself holds wildcards is treated as the set it denotes,
+    so the same function checks whether one grant is covered by another. Empty tokens and a
+    ``>`` that is not last never match.
+    """
+    s_tokens = subject.split(".")
+    p_tokens = pattern.split(".")
+    if not _well_formed(s_tokens) or not _well_formed(p_tokens):
+        return False
+    for i, p in enumerate(p_tokens):
+        if p == ">":
+            return len(s_tokens) > i
+        if i >= len(s_tokens):
+            return False
+        s = s_tokens[i]
+        if s == ">":
+            return False
+        if p == "*":
+            continue
+        if s == "*" or s != p:
+            return False
+    return len(s_tokens) == len(p_tokens)
+
+
+def _well_formed(tokens: Sequence[str]) -> bool:
+    return all(tokens) and all(t != ">" for t in tokens[:-1])
+
+
+def _check_name(value: object, what: str) -> str:
+    """Physical names become subject tokens; one bad character could widen a grant."""
+    if not isinstance(value, str) or not _NAME_RE.fullmatch(value):
+        raise PermissionDerivationError(
+            REASON_INVALID_BINDING, f"{what} {value!r} is not a plain name token"
+        )
+    return value
+
+
+def _check_stream_subject(subject: str, stream: str) -> str:
+    """Stream subjects may use wildcards, but never as the leading token or under ``$``."""
+    tokens = subject.split(".")
+    valid = (
+        all(t == "*" or t == ">" or re.fullmatch(_LITERAL_PART, t) for t in tokens)
+        and _well_formed(tokens)
+        and tokens[0] not in ("*", ">")
+        and not tokens[0].startswith("$")
+        and tokens[0] != "_INBOX"
+    )
+    if not valid:
+        raise InvalidSubjectError(subject, f"not an acceptable subject for stream {stream!r}")
+    return subject
+
+
+# --------------------------------------------------------------------------- manifest access
+
+
+def _mapping(value: object, where: str, contract_id: str | None) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise PermissionDerivationError(
+            REASON_INVALID_MANIFEST, f"{where} must be an object", contract_id=contract_id
+        )
+    return value
+
+
+def _str_list(value: object, where: str, contract_id: str | None) -> list[str]:
+    if value is None:
+        return []
+    if (
+        isinstance(value, str | bytes)
+        or not isinstance(value, Sequence)
+        or not all(isinstance(v, str) and v for v in value)
+    ):
+        raise PermissionDerivationError(
+            REASON_INVALID_MANIFEST,
+            f"{where} must be a list of non-empty strings",
+            contract_id=contract_id,
+        )
+    return list(value)
+
+
+def _manifest_id(manifest: Mapping[str, Any]) -> str:
+    cid = manifest.get("id") if isinstance(manifest, Mapping) else None
+    if not isinstance(cid, str) or not cid:
+        raise PermissionDerivationError(REASON_INVALID_MANIFEST, "manifest has no id")
+    return cid
+
+
+@dataclass(frozen=True, slots=True)
+class _Grant:
+    """One candidate grant: a subject pattern and the capabilities that gate it."""
+
+    subject: str
+    requires: frozenset[str]
+
+
+@dataclass(slots=True)
+class _Collected:
+    publish: list[_Grant]
+    subscribe: list[_Grant]
+
+
+def _resolved_uses(
+    manifest: Mapping[str, Any], active: Mapping[str, Mapping[str, Any]], cid: str
+) -> list[tuple[str, Mapping[str, Any], Mapping[str, Any]]]:
+    """Pair each ``uses`` alias with its active target; required wins over optional."""
+    uses = _mapping(manifest.get("uses"), "uses", cid)
+    required = _mapping(uses.get("required"), "uses.required", cid)
+    optional = _mapping(uses.get("optional"), "uses.optional", cid)
+    out: list[tuple[str, Mapping[str, Any], Mapping[str, Any]]] = []
+    for group, entries in (("required", required), ("optional", optional)):
+        for alias, raw_use in entries.items():
+            if group == "optional" and alias in required:
+                continue
+            use = _mapping(raw_use, f"uses.{group}.{alias}", cid)
+            target_id = use.get("contract")
+            if not isinstance(target_id, str) or not target_id:
+                raise PermissionDerivationError(
+                    REASON_INVALID_MANIFEST,
+                    f"uses.{group}.{alias}.contract must be a contract id",
+                    contract_id=cid,
+                )
+            target = active.get(target_id)
+            if target is None:
+                if group == "required":
+                    raise MissingRequiredContractError(target_id, alias)
+                continue
+            out.append((alias, use, target))
+    return out
+
+
+def _collect_uses(
+    manifest: Mapping[str, Any], active: Mapping[str, Mapping[str, Any]], cid: str
+) -> _Collected:
+    """Grants from ``uses``: rpc calls and event publish/subscribe, each with its gate."""
+    collected = _Collected(publish=[], subscribe=[])
+    for alias, use, target in _resolved_uses(manifest, active, cid):
+        tid = _manifest_id(target)
+        where = f"uses.*.{alias}"
+        rpc_use = _mapping(use.get("rpc"), f"{where}.rpc", cid)
+        target_rpc = _mapping(target.get("rpc"), "rpc", tid)
+        for name in _str_list(rpc_use.get("call"), f"{where}.rpc.call", cid):
+            method = target_rpc.get(name)
+            if method is None:
+                continue
+            method = _mapping(method, f"rpc.{name}", tid)
+            caps = _mapping(method.get("capabilities"), f"rpc.{name}.capabilities", tid)
+            gate = frozenset(_str_list(caps.get("call"), f"rpc.{name}.capabilities.call", tid))
+            subject = _rpc_subject(method.get("subject"), contract_id=tid)
+            collected.publish.append(_Grant(subject, gate))
+
+        events_use = _mapping(use.get("events"), f"{where}.events", cid)
+        target_events = _mapping(target.get("events"), "events", tid)
+        for action, sink in (("publish", collected.publish), ("subscribe", collected.subscribe)):
+            for name in _str_list(events_use.get(action), f"{where}.events.{action}", cid):
+                event = target_events.get(name)
+                if event is None:
+                    continue
+                event = _mapping(event, f"events.{name}", tid)
+                caps = _mapping(event.get("capabilities"), f"events.{name}.capabilities", tid)
+                gate = frozenset(
+                    _str_list(caps.get(action), f"events.{name}.capabilities.{action}", tid)
+                )
+                pattern = _event_pattern(event.get("subject"), contract_id=tid)
+                sink.append(_Grant(pattern, gate))
+    return collected
+
+
+def _own_events(manifest: Mapping[str, Any], cid: str) -> list[_Grant]:
+    """The contract's own events, publish form, gated by their ``publish`` lists."""
+    grants = []
+    for name, raw in _mapping(manifest.get("events"), "events", cid).items():
+        event = _mapping(raw, f"events.{name}", cid)
+        caps = _mapping(event.get("capabilities"), f"events.{name}.capabilities", cid)
+        gate = frozenset(_str_list(caps.get("publish"), f"events.{name}.capabilities.publish", cid))
+        pattern = _event_pattern(event.get("subject"), contract_id=cid)
+        grants.append(_Grant(pattern, gate))
+    return grants
+
+
+def _own_rpc_subjects(manifest: Mapping[str, Any], cid: str) -> list[str]:
+    subjects = []
+    for name, raw in _mapping(manifest.get("rpc"), "rpc", cid).items():
+        method = _mapping(raw, f"rpc.{name}", cid)
+        subjects.append(_rpc_subject(method.get("subject"), contract_id=cid))
+    return subjects
+
+
+# --------------------------------------------------------------------------- resource grants
+
+
+def _kv_grants(binding: KvBinding) -> list[str]:
+    """JetStream API surface nats-py's KV client needs for one bucket, and nothing else."""
+    b = _check_name(binding.bucket, "kv bucket")
+    s = f"KV_{b}"
+    return [
+        "$JS.API.INFO",
+        f"$KV.{b}.>",
+        f"$JS.API.STREAM.INFO.{s}",
+        f"$JS.API.STREAM.MSG.GET.{s}",
+        f"$JS.API.DIRECT.GET.{s}",
+        f"$JS.API.DIRECT.GET.{s}.>",
+        f"$JS.API.CONSUMER.CREATE.{s}",
+        f"$JS.API.CONSUMER.CREATE.{s}.>",
+        f"$JS.API.CONSUMER.INFO.{s}.>",
+        f"$JS.API.CONSUMER.DELETE.{s}.>",
+        f"$JS.API.CONSUMER.MSG.NEXT.{s}.>",
+        f"$JS.ACK.{s}.>",
+        # Ordered (watch) consumers use flow control; its replies go here.
+        f"$JS.FC.{s}.>",
+    ]
+
+
+def _stream_grants(binding: StreamBinding) -> list[str]:
+    s = _check_name(binding.stream, "stream")
+    if not binding.subjects:
+        raise PermissionDerivationError(
+            REASON_INVALID_BINDING, f"stream binding {binding.alias!r} has no subjects"
+        )
+    grants = [_check_stream_subject(subj, s) for subj in binding.subjects]
+    grants += [
+        f"$JS.API.STREAM.INFO.{s}",
+        f"$JS.API.STREAM.MSG.GET.{s}",
+        f"$JS.API.CONSUMER.CREATE.{s}",
+        f"$JS.API.CONSUMER.CREATE.{s}.>",
+        f"$JS.API.CONSUMER.INFO.{s}.>",
+        f"$JS.API.CONSUMER.MSG.NEXT.{s}.>",
+        f"$JS.ACK.{s}.>",
+    ]
+    return grants
+
+
+def _event_consumer_grants(binding: EventConsumerBinding) -> list[str]:
+    """Exact subjects for one durable consumer: it cannot touch any other consumer."""
+    s = _check_name(binding.stream, "event stream")
+    c = _check_name(binding.consumer, "event consumer")
+    return [
+        f"$JS.API.CONSUMER.INFO.{s}.{c}",
+        f"$JS.API.CONSUMER.MSG.NEXT.{s}.{c}",
+        f"$JS.ACK.{s}.{c}.>",
+    ]
+
+
+def _jobs_grants(binding: JobsBinding) -> tuple[list[str], list[str]]:
+    """Own job namespace only; queue subjects must sit under it or the binding is bogus."""
+    ns = _check_name(binding.namespace, "jobs namespace")
+    publish = [f"trellis.jobs.{ns}.>", f"trellis.work.{ns}.>", f"trellis.jobs.workers.{ns}.>"]
+    subscribe: list[str] = []
+    for queue_name, queue in binding.queues.items():
+        _check_name(queue_name, "job queue")
+        consumer = _check_name(queue.consumer, "job consumer")
+        prefix_tokens = queue.publish_prefix.split(".")
+        work_tokens = queue.work_subject.split(".")
+        if (
+            len(prefix_tokens) != 4
+            or prefix_tokens[:3] != ["trellis", "jobs", ns]
+            or not _NAME_RE.fullmatch(prefix_tokens[3])
+            or work_tokens != ["trellis", "work", ns, prefix_tokens[3]]
+        ):
+            raise PermissionDerivationError(
+                REASON_INVALID_BINDING,
+                f"job queue {queue_name!r} subjects are outside namespace {ns!r}",
+            )
+        publish += [
+            f"$JS.API.CONSUMER.INFO.{JOBS_WORK_STREAM}.{consumer}",
+            f"$JS.API.CONSUMER.MSG.NEXT.{JOBS_WORK_STREAM}.{consumer}",
+            f"$JS.ACK.{JOBS_WORK_STREAM}.{consumer}.>",
+        ]
+        # Workers watch for cancellation of the jobs they run.
+        subscribe.append(f"{queue.publish_prefix}.*.cancelled")
+    return publish, subscribe
+
+
+def _binding_grants(
+    manifest: Mapping[str, Any], bindings: ServiceBindings, cid: str
+) -> tuple[list[str], list[str]]:
+    """Resource grants; a binding for something the manifest never declared is refused."""
+    resources = _mapping(manifest.get("resources"), "resources", cid)
+    declared_kv = _mapping(resources.get("kv"), "resources.kv", cid)
+    declared_streams = _mapping(resources.get("streams"), "resources.streams", cid)
+    declared_groups = _mapping(manifest.get("eventConsumers"), "eventConsumers", cid)
+    declared_jobs = _mapping(manifest.get("jobs"), "jobs", cid)
+
+    def undeclared(what: str, name: str) -> PermissionDerivationError:
+        return PermissionDerivationError(
+            REASON_INVALID_BINDING,
+            f"{what} {name!r} is bound but not declared by {cid}",
+            contract_id=cid,
+        )
+
+    publish: list[str] = []
+    subscribe: list[str] = []
+    for kv in bindings.kv:
+        if kv.alias not in declared_kv:
+            raise undeclared("kv resource", kv.alias)
+        publish += _kv_grants(kv)
+    for stream in bindings.streams:
+        if stream.alias not in declared_streams:
+            raise undeclared("stream resource", stream.alias)
+        publish += _stream_grants(stream)
+    for consumer in bindings.event_consumers:
+        if consumer.group not in declared_groups:
+            raise undeclared("event consumer group", consumer.group)
+        publish += _event_consumer_grants(consumer)
+    if bindings.jobs is not None:
+        for queue_name in bindings.jobs.queues:
+            if queue_name not in declared_jobs:
+                raise undeclared("job queue", queue_name)
+        job_pub, job_sub = _jobs_grants(bindings.jobs)
+        publish += job_pub
+        subscribe += job_sub
+    return publish, subscribe
+
+
+# --------------------------------------------------------------------------- derivation
+
+
+def _capability_set(capabilities: Iterable[str]) -> frozenset[str]:
+    """A bare string would silently become a set of its characters; refuse it."""
+    if isinstance(capabilities, str):
+        raise TypeError("capabilities must be an iterable of capability keys, not a string")
+    return frozenset(capabilities)
+
+
+def _sorted_unique(items: Iterable[str]) -> tuple[str, ...]:
+    return tuple(sorted(set(items)))
+
+
+def derive_service_permissions(
+    manifest: Mapping[str, Any],
+    active: Mapping[str, Mapping[str, Any]],
+    *,
+    capabilities: Iterable[str],
+    session_key: str,
+    bindings: ServiceBindings | None = None,
+) -> DerivedPermissions:
+    """Grants for a service session holding ``service`` plus ``capabilities``.
+
+    Uses whose gate the service does not hold are left out rather than refused: a service
+    may degrade, and the receiver re-checks capabilities on every request anyway.
+    """
+    cid = _manifest_id(manifest)
+    inbox = inbox_prefix(session_key)
+    held = _capability_set(capabilities) | {SERVICE_CAPABILITY}
+    uses = _collect_uses(manifest, active, cid)
+
+    publish = [AUTH_VALIDATE_SUBJECT]
+    publish += [g.subject for g in _own_events(manifest, cid)]
+    publish += [g.subject for g in uses.publish if g.requires <= held]
+    subscribe = [f"{inbox}.>", *_own_rpc_subjects(manifest, cid)]
+    subscribe += [g.subject for g in uses.subscribe if g.requires <= held]
+
+    bind_pub, bind_sub = _binding_grants(manifest, bindings or ServiceBindings(), cid)
+    publish += bind_pub
+    subscribe += bind_sub
+
+    required = set().union(*(g.requires for g in (*uses.publish, *uses.subscribe)))
+    return DerivedPermissions(
+        session="service",
+        contract_id=cid,
+        publish=_sorted_unique(publish),
+        subscribe=_sorted_unique(subscribe),
+        required_capabilities=_sorted_unique(required),
+        resp_max=SERVICE_RESP_MAX,
+    )
+
+
+def _user_grants(
+    manifest: Mapping[str, Any], active: Mapping[str, Mapping[str, Any]], cid: str
+) -> tuple[list[_Grant], list[_Grant]]:
+    kind = manifest.get("kind")
+    if kind not in USER_KINDS:
+        raise PermissionDerivationError(
+            REASON_INVALID_MANIFEST,
+            f"kind {kind!r} is not a user-session kind",
+            contract_id=cid,
+        )
+    uses = _collect_uses(manifest, active, cid)
+    return [*_own_events(manifest, cid), *uses.publish], uses.subscribe
+
+
+def required_user_capabilities(
+    manifest: Mapping[str, Any], active: Mapping[str, Mapping[str, Any]]
+) -> tuple[str, ...]:
+    """Every capability a user needs to sign in with this contract (for consent screens)."""
+    cid = _manifest_id(manifest)
+    publish, subscribe = _user_grants(manifest, active, cid)
+    return _sorted_unique(c for g in (*publish, *subscribe) for c in g.requires)
+
+
+def derive_user_permissions(
+    manifest: Mapping[str, Any],
+    active: Mapping[str, Mapping[str, Any]],
+    *,
+    capabilities: Iterable[str],
+    session_key: str,
+) -> DerivedPermissions:
+    """Grants for an app/agent/cli/device session; all-or-nothing on capabilities.
+
+    A user either holds everything the contract needs or the login fails, so an app never
+    runs half-authorized with surprising denials later.
+    """
+    cid = _manifest_id(manifest)
+    inbox = inbox_prefix(session_key)
+    publish, subscribe = _user_grants(manifest, active, cid)
+    required = frozenset(c for g in (*publish, *subscribe) for c in g.requires)
+    missing = required - _capability_set(capabilities)
+    if missing:
+        raise InsufficientPermissionsError(cid, missing)
+    return DerivedPermissions(
+        session="user",
+        contract_id=cid,
+        publish=_sorted_unique(g.subject for g in publish),
+        subscribe=_sorted_unique([f"{inbox}.>", *(g.subject for g in subscribe)]),
+        required_capabilities=_sorted_unique(required),
+        resp_max=USER_RESP_MAX,
+    )
+
+
+def derive_permissions(
+    manifest: Mapping[str, Any],
+    active: Mapping[str, Mapping[str, Any]],
+    *,
+    capabilities: Iterable[str],
+    session_key: str,
+    bindings: ServiceBindings | None = None,
+) -> DerivedPermissions:
+    """Dispatch on the manifest's ``kind``: ``service`` or one of the user kinds."""
+    cid = _manifest_id(manifest)
+    kind = manifest.get("kind")
+    if kind == "service":
+        return derive_service_permissions(
+            manifest, active, capabilities=capabilities, session_key=session_key, bindings=bindings
+        )
+    if kind in USER_KINDS:
+        if bindings is not None:
+            raise PermissionDerivationError(
+                REASON_INVALID_BINDING,
+                "resource bindings belong to service sessions only",
+                contract_id=cid,
+            )
+        return derive_user_permissions(
+            manifest, active, capabilities=capabilities, session_key=session_key
+        )
+    raise PermissionDerivationError(
+        REASON_INVALID_MANIFEST, f"unknown contract kind {kind!r}", contract_id=cid
+    )

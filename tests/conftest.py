@@ -1,0 +1,20 @@
+"""Shared test helpers: where the upstream conformance material lives."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFORMANCE = ROOT.parent / "shared" / "conformance"
+
+
+def conformance(relative: str) -> Any:
+    """Load a conformance file, skipping the test cleanly when shared/ is absent."""
+    path = CONFORMANCE / relative
+    if not path.is_file():
+        pytest.skip(f"conformance material not present: {path}")
+    return json.loads(path.read_text(encoding="utf-8"))
