@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 
 
 def b64url_encode(data: bytes) -> str:
@@ -17,7 +18,7 @@ def b64url_decode(text: str) -> bytes:
     if not isinstance(text, str):
         raise ValueError("base64url value must be a string")
     stripped = text.rstrip("=")
-    if any(c not in _B64URL_ALPHABET for c in stripped):
+    if not _B64URL.fullmatch(stripped):
         raise ValueError("value is not base64url")
     try:
         return base64.urlsafe_b64decode(stripped + "=" * (-len(stripped) % 4))
@@ -29,4 +30,4 @@ def sha256(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
-_B64URL_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")

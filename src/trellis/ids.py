@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import time
 
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_B32 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+_CROCKFORD = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_TO_CROCKFORD = bytes.maketrans(_B32, _CROCKFORD)
 
 
 def ulid(timestamp_ms: int | None = None) -> str:
     """A 26-character ULID: 48-bit millisecond time then 80 random bits, Crockford base32."""
-    ms = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
-    value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
-    chars = []
-    for _ in range(26):
-        chars.append(_CROCKFORD[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+    ms = time.time_ns() // 1_000_000 if timestamp_ms is None else timestamp_ms
+    # 26 base32 chars are 130 bits: two zero bits, then the 128-bit value (17 bytes = 136 bits)
+    raw = (ms << 80 | int.from_bytes(os.urandom(10), "big")) << 6
+    text = base64.b32encode(raw.to_bytes(17, "big"))[:26]
+    return text.translate(_TO_CROCKFORD).decode("ascii")

@@ -1,0 +1,241 @@
+"""Calling RPCs: the caller side of PROTOCOL §6.
+
+Requests go through one wildcard reply subscription under the session's inbox
+(``_INBOX.<key16>.<nuid>.*``), so a call costs one publish and one future.  NATS reports a
+publish permission violation asynchronously; the connection's error hook fails the pending
+calls to that subject at once with ``TransportError(trellis.request.denied)`` instead of
+letting them time out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.nuid import NUID
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
+
+from trellis.auth import SessionKey
+from trellis.contracts import Contract
+from trellis.contracts.authoring import BUILTIN_REGISTRY
+from trellis.ids import ulid
+from trellis.result import Err, Ok, Result, TransportError, TrellisError, ValidationError
+from trellis.wire import HEADER_STATUS, STATUS_ERROR, dump_payload, request_headers
+
+__all__ = ["DEFAULT_TIMEOUT", "RpcClient", "RpcTarget", "rpc_targets"]
+
+DEFAULT_TIMEOUT = 5.0
+NO_RESPONDERS_RETRY = 1.0
+_PERMISSION_PREFIX = "permissions violation for publish to"
+
+
+@dataclass(frozen=True, slots=True)
+class RpcTarget:
+    """Where an RPC lives and how to encode/decode it."""
+
+    name: str
+    contract_id: str
+    subject: str
+    input: type[BaseModel] | None
+    output: type[BaseModel] | None
+    errors: Mapping[str, type[TrellisError]]
+
+
+def rpc_targets(contract: Contract, *, include_own: bool = False) -> dict[str, RpcTarget]:
+    """The RPCs ``contract`` may call: every ``uses.*.rpc.call`` (and its own, if asked)."""
+    targets: dict[str, RpcTarget] = {}
+    sources: list[tuple[Contract | None, str, list[str]]] = []
+    for use in contract.uses.values():
+        target = use.target or BUILTIN_REGISTRY.get(use.contract)
+        sources.append((target, use.contract, list(use.rpc)))
+    if include_own:
+        sources.append((contract, contract.id, list(contract.rpc)))
+    for target, contract_id, names in sources:
+        for name in names:
+            if target is not None and name in target.rpc:
+                spec = target.rpc[name]
+                targets[name] = RpcTarget(
+                    name,
+                    contract_id,
+                    target.manifest["rpc"][name]["subject"],
+                    spec.input,
+                    spec.output,
+                    {e.type: e for e in spec.errors},
+                )
+            else:
+                targets[name] = RpcTarget(name, contract_id, f"rpc.v1.{name}", None, None, {})
+    return targets
+
+
+class RpcClient:
+    """Calls RPCs by logical name and returns ``Result`` values; never raises for failures."""
+
+    def __init__(
+        self,
+        nc: NatsClient,
+        key: SessionKey,
+        targets: Mapping[str, RpcTarget],
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._nc = nc
+        self._key = key
+        self._targets = dict(targets)
+        self._clock = clock
+        self._prefix = f"{key.inbox_prefix}.{NUID().next().decode()}."
+        self._pending: dict[str, tuple[asyncio.Future[Msg], str]] = {}
+        self._sub: Subscription | None = None
+        self._lock = asyncio.Lock()
+        self._seq = 0
+
+    async def call(
+        self,
+        name: str,
+        payload: BaseModel | Mapping[str, Any] | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        traceparent: str | None = None,
+    ) -> Result[Any, TrellisError]:
+        """Call RPC ``name``; ``Ok(output)`` or ``Err(declared | TransportError | AuthError | ...)``."""
+        target = self._targets.get(name)
+        if target is None:
+            return Err(
+                TransportError(
+                    f"{name!r} is not an RPC this contract uses; add it to the contract's 'uses'",
+                    code="trellis.request.denied",
+                )
+            )
+        try:
+            body = self._encode(target, payload)
+        except PydanticValidationError as exc:
+            return Err(ValidationError.from_pydantic(exc))
+        deadline = asyncio.get_running_loop().time() + timeout
+        retry_until = asyncio.get_running_loop().time() + min(NO_RESPONDERS_RETRY, timeout)
+        delay = 0.02
+        while True:
+            remaining = deadline - asyncio.get_running_loop().time()
+            msg = await self._request(target.subject, body, remaining, traceparent)
+            if isinstance(msg, TrellisError):
+                if (
+                    isinstance(msg, TransportError)
+                    and msg.code == "trellis.request.unavailable"
+                    and asyncio.get_running_loop().time() + delay < retry_until
+                ):
+                    await asyncio.sleep(delay)
+                    delay *= 2
+                    continue
+                return Err(msg)
+            return self._decode(target, msg)
+
+    def _encode(self, target: RpcTarget, payload: BaseModel | Mapping[str, Any] | None) -> bytes:
+        if target.input is not None:
+            model = target.input
+            if isinstance(payload, model):
+                value = payload
+            elif isinstance(payload, BaseModel):
+                value = model.model_validate(payload.model_dump(by_alias=True))
+            else:
+                value = model.model_validate(dict(payload or {}))
+            return dump_payload(value)
+        if isinstance(payload, BaseModel):
+            return dump_payload(payload)
+        return dump_payload(dict(payload or {}))
+
+    def _decode(self, target: RpcTarget, msg: Msg) -> Result[Any, TrellisError]:
+        headers = msg.headers or {}
+        try:
+            if headers.get(HEADER_STATUS) == STATUS_ERROR:
+                return Err(TrellisError.from_wire(json.loads(msg.data), target.errors))
+            if target.output is None:
+                return Ok(json.loads(msg.data))
+            return Ok(target.output.model_validate_json(msg.data))
+        except (ValueError, PydanticValidationError):
+            return Err(
+                TransportError(
+                    f"the reply to {target.name} does not match its contract",
+                    code="trellis.request.invalid_response",
+                )
+            )
+
+    async def _ensure_sub(self) -> None:
+        if self._sub is not None:
+            return
+        async with self._lock:
+            if self._sub is None:
+                self._sub = await self._nc.subscribe(self._prefix + "*", cb=self._on_reply)
+
+    async def _on_reply(self, msg: Msg) -> None:
+        entry = self._pending.get(msg.subject[len(self._prefix) :])
+        if entry is not None and not entry[0].done():
+            entry[0].set_result(msg)
+
+    def fail_subject(self, subject: str, error: TrellisError) -> None:
+        """Fail every pending call to ``subject`` (used on NATS permission violations)."""
+        for future, target in list(self._pending.values()):
+            if target == subject and not future.done():
+                future.set_exception(error)
+
+    def on_nats_error(self, message: str) -> None:
+        """Feed NATS async errors here; publish permission violations fail matching calls."""
+        lowered = message.lower()
+        if _PERMISSION_PREFIX not in lowered:
+            return
+        subject = message[lowered.index(_PERMISSION_PREFIX) + len(_PERMISSION_PREFIX) :]
+        subject = subject.strip().strip("'\"")
+        self.fail_subject(
+            subject,
+            TransportError(
+                f"NATS refused the publish to {subject}: the contract does not grant it",
+                code="trellis.request.denied",
+            ),
+        )
+
+    async def _request(
+        self, subject: str, body: bytes, timeout: float, traceparent: str | None
+    ) -> Msg | TrellisError:
+        if timeout <= 0:
+            return TransportError("request timed out", code="trellis.request.failed")
+        await self._ensure_sub()
+        self._seq += 1
+        token = str(self._seq)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Msg] = loop.create_future()
+        self._pending[token] = (future, subject)
+        iat = int(self._clock())
+        headers = request_headers(self._key, subject, body, iat, ulid(), traceparent)
+        try:
+            await self._nc.publish(subject, body, reply=self._prefix + token, headers=headers)
+            msg = await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            return TransportError(
+                f"no reply to {subject} within {timeout:.1f}s", code="trellis.request.failed"
+            )
+        except TransportError as exc:
+            return exc
+        except Exception as exc:  # noqa: BLE001 - connection closed, draining, bad subject...
+            return TransportError(
+                f"request to {subject} failed: {exc}", code="trellis.request.failed"
+            )
+        finally:
+            self._pending.pop(token, None)
+        if (msg.headers or {}).get("Status") == "503":
+            return TransportError(
+                f"no service answers {subject}", code="trellis.request.unavailable"
+            )
+        return msg
+
+    async def close(self) -> None:
+        if self._sub is not None:
+            try:
+                await self._sub.unsubscribe()
+            except Exception:  # noqa: BLE001 - connection may be closed already
+                pass
+            self._sub = None

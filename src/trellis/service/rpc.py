@@ -1,0 +1,293 @@
+"""Serving RPCs: the handler side of PROTOCOL §6.
+
+One request, in order: read the auth headers, check ``iat`` freshness, verify the proof over
+the body actually received, check the reply subject belongs to the caller's inbox, refuse a
+replayed request id, resolve the caller (local cache, no round trip), check the method's
+``capabilities.call``, validate the input into its model, run the handler as a task under a
+bounded semaphore, and reply with the output JSON or the error envelope.  A handler that
+raises is logged with its trace and answered as ``UnexpectedError``: a caller never waits
+for a timeout because a handler failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
+
+from trellis.auth import iat_in_window, inbox_prefix, verify_rpc_proof
+from trellis.contracts import Contract
+from trellis.principals import Principal
+from trellis.result import (
+    AuthError,
+    Err,
+    Ok,
+    TrellisError,
+    UnexpectedError,
+    ValidationError,
+)
+from trellis.wire import (
+    HEADER_IAT,
+    HEADER_PROOF,
+    HEADER_REQUEST_ID,
+    HEADER_SESSION_KEY,
+    HEADER_TRACEPARENT,
+    dump_payload,
+    error_reply,
+)
+
+__all__ = ["Handler", "PrincipalLookup", "ReplayGuard", "RequestContext", "RpcServer"]
+
+log = logging.getLogger("trellis.service")
+
+
+class PrincipalLookup(Protocol):
+    def get(self, session_key: str) -> Principal | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """What a handler knows about the request besides its input."""
+
+    method: str
+    subject: str
+    principal: Principal
+    request_id: str
+    headers: Mapping[str, str]
+    traceparent: str | None = None
+
+    @property
+    def caller(self) -> str:
+        return self.principal.name
+
+
+Handler = Callable[[Any, RequestContext], Awaitable[Any]]
+
+
+class ReplayGuard:
+    """Remembers (session key, request id) pairs for the ``iat`` window and refuses repeats."""
+
+    def __init__(self, window: float = 60.0) -> None:
+        self._window = window
+        self._seen: dict[tuple[str, str], float] = {}
+        self._next_prune = 0.0
+
+    def first_use(self, session_key: str, request_id: str, now: float) -> bool:
+        if now >= self._next_prune:
+            self._seen = {k: exp for k, exp in self._seen.items() if exp > now}
+            self._next_prune = now + 5.0
+        key = (session_key, request_id)
+        if key in self._seen:
+            return False
+        self._seen[key] = now + self._window
+        return True
+
+
+@dataclass
+class _Method:
+    name: str
+    subject: str
+    input: type[BaseModel]
+    output: type[BaseModel]
+    required: tuple[str, ...]
+    handler: Handler | None = None
+    inflight: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+class RpcServer:
+    """Serves a contract's RPCs on a NATS connection, in a queue group per method."""
+
+    def __init__(
+        self,
+        nc: NatsClient,
+        contract: Contract,
+        principals: PrincipalLookup,
+        *,
+        queue: str | None = None,
+        max_concurrency: int = 64,
+        clock: Callable[[], float] = time.time,
+        check_inbox: bool = True,
+    ) -> None:
+        self._nc = nc
+        self._contract = contract
+        self._principals = principals
+        self._queue = queue or contract.id
+        self._semaphore = asyncio.Semaphore(max_concurrency)
+        self._clock = clock
+        self._check_inbox = check_inbox
+        self._replay = ReplayGuard()
+        self._subs: list[Subscription] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._methods: dict[str, _Method] = {}
+        self._declared_errors: dict[str, dict[str, type[TrellisError]]] = {}
+        for name, spec in contract.rpc.items():
+            manifest = contract.manifest["rpc"][name]
+            self._methods[name] = _Method(
+                name,
+                manifest["subject"],
+                spec.input,
+                spec.output,
+                tuple((manifest.get("capabilities") or {}).get("call", [])),
+            )
+            self._declared_errors[name] = {e.type: e for e in spec.errors}
+
+    def handler(self, name: str) -> Callable[[Handler], Handler]:
+        """Decorator mounting ``func(input, ctx)`` as the handler of RPC ``name``."""
+        if name not in self._methods:
+            raise KeyError(f"{self._contract.id} declares no RPC {name!r}")
+
+        def mount(func: Handler) -> Handler:
+            self._methods[name].handler = func
+            return func
+
+        return mount
+
+    def mount(self, name: str, func: Handler) -> None:
+        self.handler(name)(func)
+
+    @property
+    def inflight(self) -> int:
+        return len(self._tasks)
+
+    async def start(self) -> None:
+        for method in self._methods.values():
+            if method.handler is None:
+                continue
+            sub = await self._nc.subscribe(
+                method.subject, queue=self._queue, cb=self._dispatcher(method)
+            )
+            self._subs.append(sub)
+        await self._nc.flush()
+
+    async def stop(self, drain_timeout: float = 10.0) -> None:
+        """Stop taking requests, then let in-flight handlers finish (up to ``drain_timeout``)."""
+        for sub in self._subs:
+            try:
+                await sub.unsubscribe()
+            except Exception:  # noqa: BLE001 - the connection may already be gone
+                log.debug("unsubscribe failed during stop", exc_info=True)
+        self._subs.clear()
+        if self._tasks:
+            done, pending = await asyncio.wait(set(self._tasks), timeout=drain_timeout)
+            for task in pending:
+                task.cancel()
+
+    def _dispatcher(self, method: _Method) -> Callable[[Msg], Awaitable[None]]:
+        async def on_message(msg: Msg) -> None:
+            # nats-py awaits callbacks one at a time per subscription: hand off at once
+            task = asyncio.create_task(self._serve(method, msg))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        return on_message
+
+    async def _serve(self, method: _Method, msg: Msg) -> None:
+        if not msg.reply:
+            return
+        async with self._semaphore:
+            try:
+                result = await self._handle(method, msg)
+            except Exception:
+                log.exception("handler for %s failed", method.name)
+                result = Err(UnexpectedError("the handler failed unexpectedly"))
+            try:
+                if isinstance(result, Ok):
+                    await msg.respond(dump_payload(result.value))
+                else:
+                    body, headers = error_reply(result.error)
+                    await self._nc.publish(msg.reply, body, headers=headers)
+            except Exception:  # noqa: BLE001 - the caller may be gone; nothing to answer
+                log.debug("could not reply to %s", method.name, exc_info=True)
+
+    async def _handle(self, method: _Method, msg: Msg) -> Ok[Any] | Err[TrellisError]:
+        headers = msg.headers or {}
+        session_key = headers.get(HEADER_SESSION_KEY)
+        proof = headers.get(HEADER_PROOF)
+        if not session_key:
+            return Err(AuthError("missing session-key header", reason="missing_session_key"))
+        if not proof:
+            return Err(AuthError("missing proof header", reason="missing_proof"))
+        request_id = headers.get(HEADER_REQUEST_ID)
+        try:
+            iat = int(headers.get(HEADER_IAT, ""))
+        except ValueError:
+            iat = None  # type: ignore[assignment]
+        if iat is None or not request_id:
+            return Err(AuthError("iat or request-id missing", reason="invalid_signature"))
+        now = self._clock()
+        if not iat_in_window(iat, now):
+            return Err(
+                AuthError("request iat is outside the allowed window", reason="iat_out_of_range")
+            )
+        if not verify_rpc_proof(session_key, proof, msg.subject, msg.data, iat, request_id):
+            return Err(AuthError("request proof does not verify", reason="invalid_signature"))
+        if self._check_inbox and not msg.reply.startswith(inbox_prefix(session_key) + "."):
+            return Err(
+                AuthError(
+                    "reply subject is not the caller's inbox", reason="reply_subject_mismatch"
+                )
+            )
+        if not self._replay.first_use(session_key, request_id, now):
+            return Err(AuthError("request id was already used", reason="invalid_signature"))
+        principal = self._principals.get(session_key)
+        if principal is None:
+            return Err(AuthError("unknown session", reason="session_not_found"))
+        if principal.disabled:
+            return Err(AuthError("session is disabled", reason="session_not_found"))
+        if not principal.holds(method.required):
+            missing = sorted(set(method.required) - set(principal.capabilities))
+            return Err(
+                AuthError(
+                    f"missing capabilities: {', '.join(missing)}", reason="insufficient_permissions"
+                )
+            )
+        try:
+            value = method.input.model_validate_json(msg.data or b"{}")
+        except PydanticValidationError as exc:
+            return Err(ValidationError.from_pydantic(exc))
+        ctx = RequestContext(
+            method.name,
+            msg.subject,
+            principal,
+            request_id,
+            headers,
+            headers.get(HEADER_TRACEPARENT),
+        )
+        assert method.handler is not None
+        result = await method.handler(value, ctx)
+        return self._check_result(method, result)
+
+    def _check_result(self, method: _Method, result: Any) -> Ok[Any] | Err[TrellisError]:
+        if isinstance(result, Ok):
+            value = result.value
+        elif isinstance(result, Err):
+            error = result.error
+            declared = self._declared_errors[method.name]
+            if isinstance(error, TrellisError) and (
+                error.type in declared or isinstance(error, AuthError | ValidationError)
+            ):
+                return Err(error)
+            log.error("handler for %s returned an undeclared error: %r", method.name, error)
+            return Err(UnexpectedError("the handler returned an undeclared error"))
+        else:
+            value = result  # a bare value is taken as success
+        if isinstance(value, method.output):
+            return Ok(value)
+        try:
+            return Ok(method.output.model_validate(value))
+        except PydanticValidationError:
+            log.error(
+                "handler for %s returned output not matching %s",
+                method.name,
+                method.output.__name__,
+            )
+            return Err(UnexpectedError("the handler returned an invalid output"))
