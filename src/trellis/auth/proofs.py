@@ -26,6 +26,7 @@ __all__ = [
     "iat_in_window",
     "parse_connect_token",
     "proof_input",
+    "proof_input_for_hash",
     "rpc_proof",
     "verify_connect_token",
     "verify_rpc_proof",
@@ -111,12 +112,19 @@ def _length_prefixed(data: bytes) -> bytes:
 
 def proof_input(session_key: str, subject: str, payload: bytes, iat: int, request_id: str) -> bytes:
     """``L(sessionKey) + L(subject) + L(SHA256(body)) + L(str(iat)) + L(requestId)``."""
+    return proof_input_for_hash(session_key, subject, sha256(payload), iat, request_id)
+
+
+def proof_input_for_hash(
+    session_key: str, subject: str, payload_hash: bytes, iat: int, request_id: str
+) -> bytes:
+    """:func:`proof_input` when only the body's SHA-256 is at hand (``Auth.Requests.Validate``)."""
     return b"".join(
         _length_prefixed(part)
         for part in (
             session_key.encode(),
             subject.encode(),
-            sha256(payload),
+            payload_hash,
             str(iat).encode(),
             request_id.encode(),
         )

@@ -17,12 +17,15 @@ from trellis.contracts.authoring import (
     event,
     rpc,
 )
+from trellis.result import TrellisError
 
 __all__ = [
     "BUILTIN_CONTRACTS",
+    "DeploymentError",
     "EventHeader",
     "HealthHeartbeat",
     "trellis_auth",
+    "trellis_cli",
     "trellis_core",
     "trellis_health",
     "trellis_jobs",
@@ -260,7 +263,8 @@ class Deployment(_Wire):
     contract_digest: str = Field(alias="contractDigest")
     disabled: bool = False
     instance_keys: list[str] = Field(default_factory=list, alias="instanceKeys")
-    created_at: str | None = Field(default=None, alias="createdAt")
+    created_at: str = Field(default="", alias="createdAt")
+    updated_at: str = Field(default="", alias="updatedAt")
 
 
 class DeploymentCreateInput(_Wire):
@@ -321,7 +325,15 @@ class SessionRevokedEvent(_Wire):
     revoked_by: str = Field(alias="revokedBy")
 
 
+class DeploymentError(TrellisError):
+    """The runtime refused a deployment change."""
+
+    reason: str
+    problems: list[str] = Field(default_factory=list)
+
+
 _ADMIN = ["admin"]
+_DEPLOY_ERRORS = [DeploymentError]
 
 trellis_auth = Contract(
     "trellis.auth@v1",
@@ -346,18 +358,34 @@ trellis_auth = Contract(
         "Auth.Users.Get": rpc(UserGetInput, UserInfo, call=_ADMIN),
         "Auth.Users.Create": rpc(UserCreateInput, UserInfo, call=_ADMIN),
         "Auth.Users.Update": rpc(UserUpdateInput, UserInfo, call=_ADMIN),
-        "Auth.Deployments.Create": rpc(DeploymentCreateInput, DeploymentOutput, call=_ADMIN),
-        "Auth.Deployments.Upgrade": rpc(DeploymentCreateInput, DeploymentOutput, call=_ADMIN),
+        "Auth.Deployments.Create": rpc(
+            DeploymentCreateInput, DeploymentOutput, call=_ADMIN, errors=_DEPLOY_ERRORS
+        ),
+        "Auth.Deployments.Upgrade": rpc(
+            DeploymentCreateInput, DeploymentOutput, call=_ADMIN, errors=_DEPLOY_ERRORS
+        ),
         "Auth.Deployments.List": rpc(Empty, DeploymentList, call=_ADMIN),
-        "Auth.Deployments.Get": rpc(DeploymentNameInput, DeploymentOutput, call=_ADMIN),
-        "Auth.Deployments.Enable": rpc(DeploymentNameInput, DeploymentOutput, call=_ADMIN),
-        "Auth.Deployments.Disable": rpc(DeploymentNameInput, DeploymentOutput, call=_ADMIN),
-        "Auth.Deployments.Remove": rpc(DeploymentNameInput, Ack, call=_ADMIN),
-        "Auth.ServiceInstances.Provision": rpc(InstanceInput, InstanceInfo, call=_ADMIN),
-        "Auth.ServiceInstances.List": rpc(DeploymentNameInput, InstanceList, call=_ADMIN),
+        "Auth.Deployments.Get": rpc(
+            DeploymentNameInput, DeploymentOutput, call=_ADMIN, errors=_DEPLOY_ERRORS
+        ),
+        "Auth.Deployments.Enable": rpc(
+            DeploymentNameInput, DeploymentOutput, call=_ADMIN, errors=_DEPLOY_ERRORS
+        ),
+        "Auth.Deployments.Disable": rpc(
+            DeploymentNameInput, DeploymentOutput, call=_ADMIN, errors=_DEPLOY_ERRORS
+        ),
+        "Auth.Deployments.Remove": rpc(
+            DeploymentNameInput, Ack, call=_ADMIN, errors=_DEPLOY_ERRORS
+        ),
+        "Auth.ServiceInstances.Provision": rpc(
+            InstanceInput, InstanceInfo, call=_ADMIN, errors=_DEPLOY_ERRORS
+        ),
+        "Auth.ServiceInstances.List": rpc(
+            DeploymentNameInput, InstanceList, call=_ADMIN, errors=_DEPLOY_ERRORS
+        ),
         "Auth.ServiceInstances.Enable": rpc(InstanceInput, InstanceInfo, call=_ADMIN),
         "Auth.ServiceInstances.Disable": rpc(InstanceInput, InstanceInfo, call=_ADMIN),
-        "Auth.ServiceInstances.Remove": rpc(InstanceInput, Ack, call=_ADMIN),
+        "Auth.ServiceInstances.Remove": rpc(InstanceInput, Ack, call=_ADMIN, errors=_DEPLOY_ERRORS),
     },
     events={
         "Auth.Connections.Opened": event(
@@ -494,7 +522,43 @@ trellis_jobs = Contract(
     },
 )
 
+# --- trellis.cli@v1: the operator's command line ------------------------------------------
+
+trellis_cli = Contract(
+    "trellis.cli@v1",
+    kind="cli",
+    display_name="Trellis CLI",
+    description="The trellis command line used by operators.",
+    uses={
+        "auth": trellis_auth.use(
+            rpc=[
+                "Auth.Sessions.Me",
+                "Auth.Sessions.Logout",
+                "Auth.Connections.List",
+                "Auth.Connections.Kick",
+                "Auth.Deployments.Create",
+                "Auth.Deployments.Upgrade",
+                "Auth.Deployments.List",
+                "Auth.Deployments.Get",
+                "Auth.Deployments.Enable",
+                "Auth.Deployments.Disable",
+                "Auth.Deployments.Remove",
+                "Auth.ServiceInstances.Provision",
+                "Auth.ServiceInstances.List",
+                "Auth.ServiceInstances.Remove",
+                "Auth.Users.List",
+                "Auth.Users.Get",
+                "Auth.Users.Create",
+                "Auth.Users.Update",
+            ],
+            subscribe=["Auth.Connections.Opened", "Auth.Connections.Closed"],
+        ),
+        "core": trellis_core.use(rpc=["Trellis.Catalog", "Trellis.Contract.Get"]),
+    },
+)
+
 BUILTIN_CONTRACTS: dict[str, Contract] = {
-    c.id: c for c in (trellis_core, trellis_health, trellis_auth, trellis_state, trellis_jobs)
+    c.id: c
+    for c in (trellis_core, trellis_health, trellis_auth, trellis_state, trellis_jobs, trellis_cli)
 }
 BUILTIN_REGISTRY.update(BUILTIN_CONTRACTS)

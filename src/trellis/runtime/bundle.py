@@ -26,6 +26,7 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from trellis.auth import SessionKey
 from trellis.nats.jwt import (
     AuthCalloutConfig,
     KeyRole,
@@ -48,6 +49,7 @@ __all__ = [
     "Bundle",
     "BundleError",
     "CredsFiles",
+    "HttpEndpoint",
     "NatsEndpoints",
     "RuntimeConfig",
     "init_bundle",
@@ -127,6 +129,17 @@ class NatsEndpoints(_Model):
         )
 
 
+class HttpEndpoint(_Model):
+    """The runtime's HTTP listener (service bootstrap, health)."""
+
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
 class RuntimeConfig(_Model):
     """Contents of ``runtime.json``: public keys and bundle-relative paths, no secrets."""
 
@@ -143,6 +156,12 @@ class RuntimeConfig(_Model):
     nats_config_file: str
     jetstream_dir: str
     log_file: str
+    http: HttpEndpoint
+    #: the local operator's CLI session key (a ``trellis.cli@v1`` participant holding ``admin``)
+    admin_seed_file: str
+    admin_public_key: str
+    #: KV/stream replicas for control-plane state (1 locally, 3 on a cluster)
+    replicas: int = 1
 
 
 class Bundle(BaseModel):
@@ -221,6 +240,9 @@ class Bundle(BaseModel):
 
     # ---------------------------------------------------------------- server
 
+    def admin_key(self) -> SessionKey:
+        return SessionKey.load(self.path(self.config.admin_seed_file))
+
     def nats_server(self) -> NatsServer:
         """A (not yet started) :class:`NatsServer` for this bundle's ``nats.conf``."""
         nats = self.config.nats
@@ -247,6 +269,7 @@ def init_bundle(
     client_port: int | None = None,
     monitor_port: int | None = None,
     websocket_port: int | None = None,
+    http_port: int | None = None,
     host: str = DEFAULT_HOST,
     operator_name: str = "trellis",
 ) -> Bundle:
@@ -260,17 +283,21 @@ def init_bundle(
     if (root / RUNTIME_CONFIG_FILE).exists():
         bundle = Bundle.load(root)
         _check_ports(bundle.config.nats, client_port, monitor_port, websocket_port)
+        if http_port is not None and http_port != bundle.config.http.port:
+            raise BundleError(
+                f"existing bundle uses http_port={bundle.config.http.port}, not {http_port}"
+            )
         return bundle
     if root.exists() and any(root.iterdir()):
         raise BundleError(
             f"{root} is not empty but holds no {RUNTIME_CONFIG_FILE}; "
             "refusing to generate a bundle there (remove it or pick another directory)"
         )
-    wanted = [client_port, monitor_port, websocket_port]
+    wanted = [client_port, monitor_port, websocket_port, http_port]
     picked = iter(free_ports(sum(p is None for p in wanted), host))
-    client, monitor, websocket = (p if p is not None else next(picked) for p in wanted)
+    client, monitor, websocket, http = (p if p is not None else next(picked) for p in wanted)
     endpoints = NatsEndpoints.local(host, client, monitor, websocket)
-    return _generate(root, endpoints, operator_name)
+    return _generate(root, endpoints, operator_name, HttpEndpoint(host=host, port=http))
 
 
 def _check_ports(
@@ -307,7 +334,7 @@ def _save_seed(root: Path, name: str, seed: str) -> str:
     return relative
 
 
-def _generate(root: Path, nats: NatsEndpoints, operator_name: str) -> Bundle:
+def _generate(root: Path, nats: NatsEndpoints, operator_name: str, http: HttpEndpoint) -> Bundle:
     _mkdir_private(root)
     for sub in (_KEYS, _CREDS, _JWT, "jetstream"):
         _mkdir_private(root / sub)
@@ -359,6 +386,8 @@ def _generate(root: Path, nats: NatsEndpoints, operator_name: str) -> Bundle:
         "trellis-signing": _save_seed(root, "trellis-signing.nk", trellis_signing.seed),
         "xkey": _save_seed(root, "auth-callout.xk", xkey.seed),
     }
+    admin = SessionKey.generate()
+    admin.save(root / f"{_KEYS}/admin.seed")
 
     creds = CredsFiles(
         callout=f"{_CREDS}/auth-callout.creds",
@@ -423,6 +452,9 @@ def _generate(root: Path, nats: NatsEndpoints, operator_name: str) -> Bundle:
         nats_config_file="nats.conf",
         jetstream_dir="jetstream",
         log_file="nats-server.log",
+        http=http,
+        admin_seed_file="keys/admin.seed",
+        admin_public_key=admin.public_key,
     )
     conf = render_nats_config(
         root,

@@ -1,0 +1,104 @@
+"""Connecting a participant (service, CLI, app) to NATS through the auth callout.
+
+Participants connect as the shared deny-all *sentinel* user and present a connect token;
+the runtime's callout answers with a JWT scoped to their contract.  The token is computed
+afresh on every (re)connect from a clock corrected to the server's (``serverNow`` from the
+bootstrap), because the callout refuses an ``iat`` more than 30 s away from its own time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+import nats
+from nats.aio.client import Client as NatsClient
+from nats.aio.client import RawCredentials
+
+from trellis.auth import SessionKey, connect_token
+from trellis.nats.jwt import format_creds
+
+__all__ = ["ServerClock", "connect_participant"]
+
+log = logging.getLogger("trellis.connection")
+
+ErrorHook = Callable[[str], None]
+
+
+class ServerClock:
+    """Local time shifted by the offset measured against the server's ``serverNow``."""
+
+    def __init__(self, offset: float = 0.0) -> None:
+        self.offset = offset
+
+    @classmethod
+    def from_server_now(cls, server_now: float, sent_at: float, received_at: float) -> ServerClock:
+        return cls(server_now - (sent_at + received_at) / 2)
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+async def connect_participant(
+    servers: Sequence[str],
+    key: SessionKey,
+    contract_digest: str,
+    *,
+    sentinel_creds: Path | str | None = None,
+    sentinel: tuple[str, str] | None = None,
+    clock: Callable[[], float] = time.time,
+    name: str | None = None,
+    on_error: ErrorHook | None = None,
+    max_reconnect_attempts: int = -1,
+    connect_timeout: float = 5.0,
+) -> NatsClient:
+    """Connect with the sentinel credentials and a fresh connect token on every connect.
+
+    ``sentinel`` is ``(jwt, seed)`` as handed out by the bootstrap endpoint;
+    ``sentinel_creds`` a creds file.  NATS errors (permission violations among them) are
+    passed to ``on_error`` as text; the connection stays up.
+    """
+    if sentinel is not None:
+        credentials: RawCredentials | str = RawCredentials(format_creds(*sentinel))
+    elif sentinel_creds is not None:
+        credentials = str(sentinel_creds)
+    else:
+        raise ValueError("sentinel credentials are required")
+
+    def token() -> str:
+        return connect_token(key, contract_digest, int(clock()))
+
+    async def error_cb(error: Exception) -> None:
+        text = str(error)
+        if on_error is not None:
+            on_error(text)
+        if "permissions violation" in text.lower():
+            log.warning("NATS refused an operation: %s", text)
+        else:
+            log.debug("NATS error: %s", text)
+
+    async def disconnected_cb() -> None:
+        log.info("disconnected from NATS; reconnecting")
+
+    async def reconnected_cb() -> None:
+        log.info("reconnected to NATS")
+
+    callbacks: dict[str, Callable[..., Awaitable[None]]] = {
+        "error_cb": error_cb,
+        "disconnected_cb": disconnected_cb,
+        "reconnected_cb": reconnected_cb,
+    }
+    return await nats.connect(
+        list(servers),
+        user_credentials=credentials,
+        token=token,
+        inbox_prefix=key.inbox_prefix,
+        name=name,
+        max_reconnect_attempts=max_reconnect_attempts,
+        reconnect_time_wait=0.5,
+        connect_timeout=connect_timeout,
+        allow_reconnect=True,
+        **callbacks,
+    )

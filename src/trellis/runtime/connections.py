@@ -1,0 +1,131 @@
+"""Live connection tracking and kicks.
+
+The callout records every connection it admits (session key, user nkey, server and client
+ids) in ``trellis_connections`` and announces ``Auth.Connections.Opened``; the server's
+``$SYS.ACCOUNT.<TRELLIS>.DISCONNECT`` advisories close the record.  Kicking a session key
+asks each server holding one of its connections to drop it
+(``$SYS.REQ.SERVER.<id>.KICK``); the callout then refuses the reconnect on its own merits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from typing import Any
+
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+from trellis.ids import ulid
+from trellis.nats.jwt import AuthorizationRequest
+from trellis.principals import Principal
+from trellis.runtime.state import Connection, ControlPlane, now_iso
+
+__all__ = ["ConnectionTracker"]
+
+log = logging.getLogger("trellis.runtime.connections")
+
+
+class ConnectionTracker:
+    def __init__(
+        self, cp: ControlPlane, trellis_nc: NatsClient, system_nc: NatsClient, account: str
+    ) -> None:
+        self._cp = cp
+        self._nc = trellis_nc
+        self._sys = system_nc
+        self._account = account
+        self._sub: Subscription | None = None
+
+    async def start(self) -> None:
+        self._sub = await self._sys.subscribe(
+            f"$SYS.ACCOUNT.{self._account}.DISCONNECT", cb=self._on_disconnect
+        )
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            with contextlib.suppress(Exception):  # the system connection may be gone
+                await self._sub.unsubscribe()
+
+    async def opened(self, request: AuthorizationRequest, principal: Principal) -> None:
+        client_id = request.client_info.get("id")
+        connection = Connection(
+            session_key=principal.session_key,
+            user_nkey=request.user_nkey,
+            server_id=request.server_id,
+            client_id=int(client_id) if isinstance(client_id, int) else -1,
+            kind=principal.kind,
+            name=principal.name,
+        )
+        await self._cp.connections.put(f"{principal.session_key}.{request.user_nkey}", connection)
+        await self._event("Auth.Connections.Opened", connection)
+
+    async def _on_disconnect(self, msg: Msg) -> None:
+        try:
+            data = json.loads(msg.data)
+            user_nkey = data["client"].get("nkey") or data["client"].get("user")
+        except (ValueError, KeyError, AttributeError, TypeError):
+            return
+        if not isinstance(user_nkey, str):
+            return
+        for key in await self._cp.connections.keys():
+            if key.endswith("." + user_nkey):
+                connection = await self._cp.connections.get(key)
+                await self._cp.connections.delete(key)
+                if connection is not None:
+                    await self._event("Auth.Connections.Closed", connection)
+
+    async def list(self, session_key: str | None = None) -> list[Connection]:
+        out = []
+        for key in await self._cp.connections.keys():
+            if session_key is None or key.startswith(session_key + "."):
+                connection = await self._cp.connections.get(key)
+                if connection is not None:
+                    out.append(connection)
+        return out
+
+    async def kick(self, session_key: str) -> int:
+        """Disconnect every live connection of ``session_key``; returns how many were asked."""
+        kicked = 0
+        for connection in await self.list(session_key):
+            if await self.kick_connection(connection):
+                kicked += 1
+        return kicked
+
+    async def kick_user_nkey(self, user_nkey: str) -> int:
+        kicked = 0
+        for connection in await self.list():
+            if connection.user_nkey == user_nkey and await self.kick_connection(connection):
+                kicked += 1
+        return kicked
+
+    async def kick_connection(self, connection: Connection) -> bool:
+        subject = f"$SYS.REQ.SERVER.{connection.server_id}.KICK"
+        try:
+            reply = await self._sys.request(
+                subject, json.dumps({"cid": connection.client_id}).encode(), timeout=2
+            )
+        except Exception as exc:
+            log.warning("kick of %s failed: %s", connection.name, exc)
+            return False
+        ok = b'"error"' not in reply.data
+        if ok:
+            log.info(
+                "kicked %s %s (cid %s)", connection.kind, connection.name, connection.client_id
+            )
+        await self._cp.connections.delete(f"{connection.session_key}.{connection.user_nkey}")
+        return ok
+
+    async def _event(self, name: str, connection: Connection) -> None:
+        payload: dict[str, Any] = {
+            "header": {"id": ulid(), "time": now_iso()},
+            "origin": "service" if connection.kind == "service" else "trellis",
+            "id": connection.name,
+            "sessionKey": connection.session_key,
+            "userNkey": connection.user_nkey,
+        }
+        try:
+            await self._nc.publish(f"events.v1.{name}", json.dumps(payload).encode())
+        except Exception:
+            log.debug("could not publish %s", name, exc_info=True)

@@ -1,0 +1,434 @@
+"""Installing, upgrading and retiring services (the seed's model: an operator installs a
+contract against the service's public session key).
+
+Install validates the contract against the active catalog, keeps one active digest per
+contract id (a new digest of the same id must be compatible), provisions the declared
+resources under physical names that stay stable across upgrades, and records the bindings
+and the principal of each instance key.  Removing a service keeps its data: buckets and
+streams are left in place for the operator to delete deliberately.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.client import JetStreamContext
+from nats.js.errors import NotFoundError
+
+from trellis.contracts import check_manifest, contract_digest, normalize_manifest
+from trellis.contracts.manifest import subject_wildcard
+from trellis.ids import ulid
+from trellis.principals import Principal
+from trellis.runtime.permissions import (
+    EventConsumerBinding,
+    KvBinding,
+    ServiceBindings,
+    StreamBinding,
+)
+from trellis.runtime.state import (
+    ActiveContract,
+    ContractRecord,
+    ControlPlane,
+    Deployment,
+    active_key,
+    ensure_bucket,
+    now_iso,
+)
+
+__all__ = ["EVENTS_STREAM", "InstallError", "Installer"]
+
+log = logging.getLogger("trellis.runtime.install")
+
+EVENTS_STREAM = "trellis"
+DEPLOYMENT_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+SESSION_KEY = re.compile(r"^[A-Za-z0-9_-]{43}$")
+
+Kicker = Callable[[str], Awaitable[int]]
+
+
+class InstallError(Exception):
+    """An install/upgrade/admin action was refused; ``reason`` is a stable code."""
+
+    def __init__(self, reason: str, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.problems = problems or []
+
+
+class Installer:
+    def __init__(self, cp: ControlPlane, js: JetStreamContext, *, replicas: int = 1) -> None:
+        self.cp = cp
+        self.js = js
+        self.replicas = replicas
+
+    # -- contracts --------------------------------------------------------------------
+
+    async def _checked(self, manifest: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+        active = await self.cp.active_manifests()
+        problems = check_manifest(manifest, active)
+        if problems:
+            raise InstallError(
+                "invalid_contract",
+                f"the contract has {len(problems)} problem(s)",
+                [str(p) for p in problems],
+            )
+        normalized = normalize_manifest(manifest)
+        return normalized, contract_digest(normalized)
+
+    async def _check_activation(
+        self, manifest: dict[str, Any], deployment: str
+    ) -> ActiveContract | None:
+        """Refuse missing dependencies, subject collisions and incompatible upgrades."""
+        cid = manifest["id"]
+        active = await self.cp.active_manifests()
+        missing = [
+            f"uses.required.{alias} needs {use['contract']}, which is not installed"
+            for alias, use in ((manifest.get("uses") or {}).get("required") or {}).items()
+            if use["contract"] not in active
+        ]
+        if missing:
+            raise InstallError("missing_dependency", "a required dependency is missing", missing)
+        current = await self.cp.active.get(active_key(cid))
+        if current is not None and current.deployment and current.deployment != deployment:
+            raise InstallError(
+                "contract_owned",
+                f"{cid} is already implemented by deployment {current.deployment!r}",
+            )
+        ours = _owned_subjects(manifest)
+        collisions = [
+            f"{ours[subject]} uses subject {subject}, already owned by {other_id}"
+            for other_id, other in active.items()
+            if other_id != cid
+            for subject in _owned_subjects(other)
+            if subject in ours
+        ]
+        if collisions:
+            raise InstallError(
+                "subject_collision", "subjects collide with another contract", collisions
+            )
+        if current is not None and current.digest != contract_digest(manifest):
+            old = await self.cp.contracts.get(current.digest)
+            if old is not None:
+                from trellis.contracts.compat import check_compatible
+
+                problems = check_compatible(old.manifest, manifest)
+                if problems:
+                    raise InstallError(
+                        "incompatible",
+                        f"the new {cid} is not compatible with the active digest; "
+                        "publish a new major version (@vN+1) instead",
+                        [str(p) for p in problems],
+                    )
+        return current
+
+    async def _activate(self, manifest: dict[str, Any], digest: str, deployment: str) -> None:
+        await self.cp.contracts.put(
+            digest, ContractRecord(digest=digest, id=manifest["id"], manifest=manifest)
+        )
+        await self.cp.active.put(
+            active_key(manifest["id"]),
+            ActiveContract(id=manifest["id"], digest=digest, deployment=deployment),
+        )
+
+    async def activate_contract(self, manifest: Mapping[str, Any], owner: str = "") -> str:
+        """Make a participant (cli/app/agent) or Trellis-owned contract active; returns digest.
+
+        ``owner`` names who implements it (``trellis`` for the contracts the runtime serves).
+        """
+        async with self.cp.lock:
+            normalized, digest = await self._checked(manifest)
+            await self._check_activation(normalized, owner)
+            await self._activate(normalized, digest, owner)
+            return digest
+
+    # -- services ---------------------------------------------------------------------
+
+    async def install(
+        self, manifest: Mapping[str, Any], name: str, public_key: str, *, upgrade: bool = False
+    ) -> Deployment:
+        _check_name(name)
+        _check_key(public_key)
+        async with self.cp.lock:
+            normalized, digest = await self._checked(manifest)
+            if normalized["kind"] != "service":
+                raise InstallError(
+                    "not_a_service", f"{normalized['id']} is a {normalized['kind']} contract"
+                )
+            existing = await self.cp.deployments.get(name)
+            if existing is not None and not upgrade:
+                if existing.contract_digest == digest and public_key in existing.instance_keys:
+                    return existing  # installing the same thing twice changes nothing
+                raise InstallError("exists", f"deployment {name!r} exists; use upgrade")
+            if existing is None and upgrade:
+                raise InstallError("not_found", f"no deployment named {name!r}")
+            if existing is not None and existing.contract_id != normalized["id"]:
+                raise InstallError(
+                    "contract_changed",
+                    f"deployment {name!r} implements {existing.contract_id}, "
+                    f"not {normalized['id']}",
+                )
+            owner = await self._key_owner(public_key)
+            if owner is not None and owner != name:
+                raise InstallError("key_in_use", f"that public key belongs to deployment {owner!r}")
+            await self._check_activation(normalized, name)
+            bindings = await self._provision(normalized, name)
+            await self._activate(normalized, digest, name)
+            keys = list(existing.instance_keys) if existing else []
+            if public_key not in keys:
+                keys.append(public_key)
+            deployment = Deployment(
+                name=name,
+                contract_id=normalized["id"],
+                contract_digest=digest,
+                instance_keys=keys,
+                disabled=existing.disabled if existing else False,
+                created_at=existing.created_at if existing else now_iso(),
+                updated_at=now_iso(),
+            )
+            await self.cp.bindings.put(name, bindings)
+            await self.cp.deployments.put(name, deployment)
+            await self._write_principals(deployment)
+            log.info("installed %s as %s (digest %s)", normalized["id"], name, digest)
+            return deployment
+
+    async def add_instance_key(self, name: str, public_key: str) -> Deployment:
+        _check_key(public_key)
+        async with self.cp.lock:
+            deployment = await self._deployment(name)
+            owner = await self._key_owner(public_key)
+            if owner is not None and owner != name:
+                raise InstallError("key_in_use", f"that public key belongs to deployment {owner!r}")
+            if public_key not in deployment.instance_keys:
+                deployment.instance_keys.append(public_key)
+                deployment.updated_at = now_iso()
+                await self.cp.deployments.put(name, deployment)
+            await self._write_principals(deployment)
+            return deployment
+
+    async def remove_instance_key(self, name: str, public_key: str, kick: Kicker) -> Deployment:
+        async with self.cp.lock:
+            deployment = await self._deployment(name)
+            if public_key in deployment.instance_keys:
+                deployment.instance_keys.remove(public_key)
+                deployment.updated_at = now_iso()
+                await self.cp.deployments.put(name, deployment)
+            await self.cp.principals.delete(public_key)
+        await kick(public_key)
+        return deployment
+
+    async def set_disabled(self, name: str, disabled: bool, kick: Kicker) -> Deployment:
+        async with self.cp.lock:
+            deployment = await self._deployment(name)
+            deployment.disabled = disabled
+            deployment.updated_at = now_iso()
+            await self.cp.deployments.put(name, deployment)
+            await self._write_principals(deployment)
+        if disabled:
+            for key in deployment.instance_keys:
+                await kick(key)
+        return deployment
+
+    async def remove(self, name: str, kick: Kicker) -> Deployment:
+        async with self.cp.lock:
+            deployment = await self._deployment(name)
+            active = await self.cp.active_manifests()
+            dependants = [
+                cid
+                for cid, manifest in active.items()
+                for use in ((manifest.get("uses") or {}).get("required") or {}).values()
+                if use["contract"] == deployment.contract_id and cid != deployment.contract_id
+            ]
+            if dependants:
+                raise InstallError(
+                    "in_use",
+                    f"{deployment.contract_id} is required by {', '.join(sorted(set(dependants)))}",
+                )
+            for key in deployment.instance_keys:
+                await self.cp.principals.delete(key)
+            await self.cp.active.delete(active_key(deployment.contract_id))
+            await self.cp.deployments.delete(name)
+            await self.cp.bindings.delete(name)
+        for key in deployment.instance_keys:
+            await kick(key)
+        return deployment
+
+    async def _deployment(self, name: str) -> Deployment:
+        deployment = await self.cp.deployments.get(name)
+        if deployment is None:
+            raise InstallError("not_found", f"no deployment named {name!r}")
+        return deployment
+
+    async def _key_owner(self, public_key: str) -> str | None:
+        principal = await self.cp.principals.get(public_key)
+        if principal is None:
+            return None
+        return principal.name if principal.kind == "service" else f"user:{principal.name}"
+
+    async def _write_principals(self, deployment: Deployment) -> None:
+        for key in deployment.instance_keys:
+            await self.cp.principals.put(
+                key,
+                Principal(
+                    session_key=key,
+                    kind="service",
+                    name=deployment.name,
+                    contract_id=deployment.contract_id,
+                    contract_digest=deployment.contract_digest,
+                    capabilities=("service",),
+                    disabled=deployment.disabled,
+                ),
+            )
+
+    # -- resources --------------------------------------------------------------------
+
+    async def ensure_events_stream(self) -> None:
+        try:
+            await self.js.stream_info(EVENTS_STREAM)
+        except NotFoundError:
+            await self.js.add_stream(
+                StreamConfig(
+                    name=EVENTS_STREAM,
+                    subjects=["events.>"],
+                    storage=StorageType.FILE,
+                    num_replicas=self.replicas,
+                    duplicate_window=120.0,
+                )
+            )
+
+    async def _provision(self, manifest: dict[str, Any], name: str) -> ServiceBindings:
+        previous = await self.cp.bindings.get(name) or ServiceBindings()
+        resources = manifest.get("resources") or {}
+        kv_bindings = []
+        old_kv = {b.alias: b.bucket for b in previous.kv}
+        for alias, spec in (resources.get("kv") or {}).items():
+            bucket = old_kv.get(alias) or f"tr_kv_{ulid().lower()}"
+            await ensure_bucket(
+                self.js,
+                bucket,
+                history=int(spec.get("history", 1)),
+                ttl=int(spec.get("ttlMs", 0)) / 1000,
+                replicas=self.replicas,
+                max_value_size=spec.get("maxValueBytes"),
+            )
+            kv_bindings.append(KvBinding(alias=alias, bucket=bucket))
+        stream_bindings = []
+        old_streams = {b.alias: b.stream for b in previous.streams}
+        for alias, spec in (resources.get("streams") or {}).items():
+            stream = old_streams.get(alias) or f"tr_st_{ulid().lower()}"
+            subjects = tuple(f"tr.{stream}.{rel}" for rel in spec["subjects"])
+            await self._ensure_stream(stream, subjects, spec)
+            stream_bindings.append(StreamBinding(alias=alias, stream=stream, subjects=subjects))
+        consumer_bindings = []
+        groups = manifest.get("eventConsumers") or {}
+        if groups or manifest.get("events"):
+            await self.ensure_events_stream()
+        old_consumers = {b.group: b.consumer for b in previous.event_consumers}
+        active = await self.cp.active_manifests()
+        active[manifest["id"]] = manifest
+        for group, spec in groups.items():
+            consumer = old_consumers.get(group) or f"tr_cons_{ulid().lower()}"
+            filters = _consumer_filters(manifest, spec, active)
+            await self._ensure_consumer(consumer, filters, spec)
+            consumer_bindings.append(
+                EventConsumerBinding(group=group, stream=EVENTS_STREAM, consumer=consumer)
+            )
+        return ServiceBindings(
+            kv=tuple(kv_bindings),
+            streams=tuple(stream_bindings),
+            event_consumers=tuple(consumer_bindings),
+        )
+
+    async def _ensure_stream(
+        self, stream: str, subjects: tuple[str, ...], spec: Mapping[str, Any]
+    ) -> None:
+        retention = {
+            "limits": RetentionPolicy.LIMITS,
+            "workqueue": RetentionPolicy.WORK_QUEUE,
+            "interest": RetentionPolicy.INTEREST,
+        }[spec.get("retention", "limits")]
+        config = StreamConfig(
+            name=stream,
+            subjects=list(subjects),
+            retention=retention,
+            storage=StorageType.FILE,
+            num_replicas=self.replicas,
+            max_age=(int(spec["maxAgeMs"]) / 1000) if spec.get("maxAgeMs") else None,
+            max_bytes=int(spec["maxBytes"]) if spec.get("maxBytes") else None,
+        )
+        try:
+            await self.js.stream_info(stream)
+            await self.js.update_stream(config)
+        except NotFoundError:
+            await self.js.add_stream(config)
+
+    async def _ensure_consumer(
+        self, consumer: str, filters: list[str], spec: Mapping[str, Any]
+    ) -> None:
+        config = ConsumerConfig(
+            durable_name=consumer,
+            name=consumer,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL if spec.get("replay") == "all" else DeliverPolicy.NEW,
+            ack_wait=(int(spec["ackWaitMs"]) / 1000) if spec.get("ackWaitMs") else 30.0,
+            max_deliver=int(spec.get("maxDeliver") or -1),
+            backoff=[b / 1000 for b in spec["backoffMs"]] if spec.get("backoffMs") else None,
+            filter_subjects=filters if len(filters) > 1 else None,
+            filter_subject=filters[0] if len(filters) == 1 else None,
+            max_ack_pending=max(1, int(spec.get("concurrency", 1))) * 64,
+        )
+        try:
+            await self.js.consumer_info(EVENTS_STREAM, consumer)
+        except NotFoundError:
+            await self.js.add_consumer(EVENTS_STREAM, config)
+
+
+def _owned_subjects(manifest: Mapping[str, Any]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for section in ("rpc", "operations", "feeds", "events"):
+        for name, surface in (manifest.get(section) or {}).items():
+            out[subject_wildcard(surface["subject"])] = f"{section}.{name}"
+    return out
+
+
+def _consumer_filters(
+    manifest: Mapping[str, Any], group: Mapping[str, Any], active: Mapping[str, Mapping[str, Any]]
+) -> list[str]:
+    uses = manifest.get("uses") or {}
+    aliases = {**(uses.get("optional") or {}), **(uses.get("required") or {})}
+    filters: list[str] = []
+    for event in group.get("self") or []:
+        filters.append(subject_wildcard(manifest["events"][event]["subject"]))
+    for alias, events in (group.get("uses") or {}).items():
+        target = active.get(aliases[alias]["contract"])
+        if target is None:
+            continue
+        for event in events:
+            surface = (target.get("events") or {}).get(event)
+            if surface is not None:
+                filters.append(subject_wildcard(surface["subject"]))
+    if not filters:
+        raise InstallError("invalid_contract", "an event consumer group selects no events")
+    return sorted(set(filters))
+
+
+def _check_name(name: str) -> None:
+    if not DEPLOYMENT_NAME.match(name):
+        raise InstallError(
+            "invalid_name", f"{name!r} is not a deployment name (lowercase letters, digits, '-')"
+        )
+
+
+def _check_key(public_key: str) -> None:
+    if not SESSION_KEY.match(public_key):
+        raise InstallError("invalid_key", "the public key must be a 43-character base64url key")

@@ -1,0 +1,284 @@
+"""The Trellis-owned RPCs the runtime serves (``trellis.core@v1`` and ``trellis.auth@v1``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from trellis.auth import iat_in_window, inbox_prefix, proof_input_for_hash, verify_signature
+from trellis.contracts import builtin as b
+from trellis.encoding import b64url_decode, sha256
+from trellis.principals import Principal
+from trellis.result import Err, Ok, Result, TrellisError
+from trellis.runtime.connections import ConnectionTracker
+from trellis.runtime.install import Installer, InstallError
+from trellis.runtime.state import ControlPlane
+from trellis.service.rpc import RequestContext, RpcServer
+
+__all__ = ["mount_auth", "mount_core"]
+
+
+def _refused(exc: InstallError) -> Err[TrellisError]:
+    return Err(b.DeploymentError(str(exc), reason=exc.reason, problems=exc.problems))
+
+
+def mount_core(server: RpcServer, cp: ControlPlane) -> None:
+    @server.handler("Trellis.Catalog")
+    async def catalog(_: b.Empty, ctx: RequestContext) -> Result[b.Catalog, TrellisError]:
+        entries = []
+        for active in sorted(await cp.active.values(), key=lambda a: a.id):
+            record = await cp.contracts.get(active.digest)
+            if record is None:
+                continue
+            entries.append(
+                b.CatalogEntry(
+                    id=active.id,
+                    digest=active.digest,
+                    display_name=record.manifest["displayName"],
+                    description=record.manifest["description"],
+                )
+            )
+        return Ok(b.Catalog(contracts=entries))
+
+    @server.handler("Trellis.Contract.Get")
+    async def contract_get(
+        req: b.ContractGetInput, ctx: RequestContext
+    ) -> Result[Any, TrellisError]:
+        record = await cp.contracts.get(req.digest)
+        if record is None:
+            return Err(
+                b.DeploymentError(f"no contract with digest {req.digest}", reason="not_found")
+            )
+        return Ok(b.ContractGetOutput(contract=record.manifest))
+
+    @server.handler("Trellis.Bindings.Get")
+    async def bindings_get(_: b.BindingsGetInput, ctx: RequestContext) -> Result[Any, TrellisError]:
+        principal = ctx.principal
+        if principal.kind != "service":
+            return Ok(b.BindingsGetOutput(binding=None))
+        bindings = await cp.bindings.get(principal.name)
+        return Ok(
+            b.BindingsGetOutput(
+                binding=bindings.model_dump(mode="json", by_alias=True) if bindings else None
+            )
+        )
+
+    @server.handler("Trellis.Surface.Status")
+    async def surface_status(
+        req: b.SurfaceStatusInput, ctx: RequestContext
+    ) -> Result[Any, TrellisError]:
+        manifests = await cp.active_manifests()
+        manifest = manifests.get(req.contract_id)
+        if manifest is None:
+            return Ok(b.SurfaceStatusOutput(status="unknown_contract"))
+        section = {"rpc": "rpc", "event": "events", "operation": "operations", "feed": "feeds"}[
+            req.kind
+        ]
+        surface = (manifest.get(section) or {}).get(req.surface)
+        if surface is None:
+            return Ok(b.SurfaceStatusOutput(status="unknown_surface"))
+        needed = (surface.get("capabilities") or {}).get(
+            "call" if req.kind == "rpc" else "subscribe", []
+        )
+        if not ctx.principal.holds(needed):
+            return Ok(b.SurfaceStatusOutput(status="unauthorized"))
+        return Ok(b.SurfaceStatusOutput(status="available"))
+
+
+def mount_auth(
+    server: RpcServer,
+    cp: ControlPlane,
+    installer: Installer,
+    tracker: ConnectionTracker,
+    lookup: Callable[[str], Principal | None],
+    clock: Callable[[], float] = time.time,
+) -> None:
+    @server.handler("Auth.Requests.Validate")
+    async def validate(
+        req: b.RequestValidateInput, ctx: RequestContext
+    ) -> Result[Any, TrellisError]:
+        """For participants that prefer asking the runtime over verifying locally."""
+        denied = b.RequestValidateOutput(allowed=False, inbox_prefix=inbox_prefix(req.session_key))
+        try:
+            payload_hash = b64url_decode(req.payload_hash)
+        except ValueError:
+            return Ok(denied)
+        if len(payload_hash) != 32 or not iat_in_window(req.iat, clock()):
+            return Ok(denied)
+        digest_input = proof_input_for_hash(
+            req.session_key, req.subject, payload_hash, req.iat, req.request_id
+        )
+        if not verify_signature(req.session_key, sha256(digest_input), req.proof):
+            return Ok(denied)
+        principal = lookup(req.session_key)
+        if principal is None or principal.disabled:
+            return Ok(denied)
+        allowed = principal.holds(req.capabilities or [])
+        return Ok(
+            b.RequestValidateOutput(
+                allowed=allowed,
+                inbox_prefix=inbox_prefix(req.session_key),
+                caller=b.Caller(
+                    type="service" if principal.kind == "service" else "user",
+                    id=principal.name,
+                    capabilities=list(principal.capabilities),
+                    contract_id=principal.contract_id,
+                ),
+            )
+        )
+
+    @server.handler("Auth.Sessions.Me")
+    async def me(_: b.Empty, ctx: RequestContext) -> Result[Any, TrellisError]:
+        p = ctx.principal
+        return Ok(
+            b.SessionMe(
+                session=b.SessionInfo(
+                    session_key=p.session_key,
+                    type="service" if p.kind == "service" else "user",
+                    id=p.name,
+                    contract_id=p.contract_id,
+                    contract_digest=p.contract_digest,
+                    capabilities=list(p.capabilities),
+                )
+            )
+        )
+
+    @server.handler("Auth.Connections.List")
+    async def connections_list(
+        req: b.ConnectionsListInput, ctx: RequestContext
+    ) -> Result[Any, TrellisError]:
+        rows = await tracker.list(req.session_key)
+        return Ok(
+            b.ConnectionList(
+                connections=[
+                    b.ConnectionInfo(
+                        session_key=c.session_key,
+                        user_nkey=c.user_nkey,
+                        server_id=c.server_id,
+                        client_id=c.client_id,
+                        connected_at=c.connected_at,
+                        kind="service" if c.kind == "service" else "user",
+                        id=c.name,
+                    )
+                    for c in rows
+                ]
+            )
+        )
+
+    @server.handler("Auth.Connections.Kick")
+    async def connections_kick(
+        req: b.ConnectionKickInput, ctx: RequestContext
+    ) -> Result[Any, TrellisError]:
+        return Ok(b.Ack(success=await tracker.kick_user_nkey(req.user_nkey) > 0))
+
+    @server.handler("Auth.Deployments.Create")
+    async def create(
+        req: b.DeploymentCreateInput, ctx: RequestContext
+    ) -> Result[Any, TrellisError]:
+        try:
+            deployment = await installer.install(req.contract, req.name, req.public_key)
+        except InstallError as exc:
+            return _refused(exc)
+        return Ok(b.DeploymentOutput(deployment=deployment))
+
+    @server.handler("Auth.Deployments.Upgrade")
+    async def upgrade(
+        req: b.DeploymentCreateInput, ctx: RequestContext
+    ) -> Result[Any, TrellisError]:
+        try:
+            deployment = await installer.install(
+                req.contract, req.name, req.public_key, upgrade=True
+            )
+        except InstallError as exc:
+            return _refused(exc)
+        return Ok(b.DeploymentOutput(deployment=deployment))
+
+    @server.handler("Auth.Deployments.List")
+    async def deployments_list(_: b.Empty, ctx: RequestContext) -> Result[Any, TrellisError]:
+        return Ok(
+            b.DeploymentList(
+                deployments=sorted(await cp.deployments.values(), key=lambda d: d.name)
+            )
+        )
+
+    @server.handler("Auth.Deployments.Get")
+    async def deployments_get(
+        req: b.DeploymentNameInput, ctx: RequestContext
+    ) -> Result[Any, TrellisError]:
+        deployment = await cp.deployments.get(req.name)
+        if deployment is None:
+            return _refused(InstallError("not_found", f"no deployment named {req.name!r}"))
+        return Ok(b.DeploymentOutput(deployment=deployment))
+
+    @server.handler("Auth.Deployments.Enable")
+    async def enable(req: b.DeploymentNameInput, ctx: RequestContext) -> Result[Any, TrellisError]:
+        try:
+            return Ok(
+                b.DeploymentOutput(
+                    deployment=await installer.set_disabled(req.name, False, tracker.kick)
+                )
+            )
+        except InstallError as exc:
+            return _refused(exc)
+
+    @server.handler("Auth.Deployments.Disable")
+    async def disable(req: b.DeploymentNameInput, ctx: RequestContext) -> Result[Any, TrellisError]:
+        try:
+            return Ok(
+                b.DeploymentOutput(
+                    deployment=await installer.set_disabled(req.name, True, tracker.kick)
+                )
+            )
+        except InstallError as exc:
+            return _refused(exc)
+
+    @server.handler("Auth.Deployments.Remove")
+    async def remove(req: b.DeploymentNameInput, ctx: RequestContext) -> Result[Any, TrellisError]:
+        try:
+            await installer.remove(req.name, tracker.kick)
+        except InstallError as exc:
+            return _refused(exc)
+        return Ok(b.Ack())
+
+    @server.handler("Auth.ServiceInstances.Provision")
+    async def provision(req: b.InstanceInput, ctx: RequestContext) -> Result[Any, TrellisError]:
+        try:
+            await installer.add_instance_key(req.name, req.instance_key)
+        except InstallError as exc:
+            return _refused(exc)
+        return Ok(_instance(req.name, req.instance_key, False))
+
+    @server.handler("Auth.ServiceInstances.List")
+    async def instances(
+        req: b.DeploymentNameInput, ctx: RequestContext
+    ) -> Result[Any, TrellisError]:
+        deployment = await cp.deployments.get(req.name)
+        if deployment is None:
+            return _refused(InstallError("not_found", f"no deployment named {req.name!r}"))
+        return Ok(
+            b.InstanceList(
+                instances=[
+                    _instance(req.name, k, deployment.disabled) for k in deployment.instance_keys
+                ]
+            )
+        )
+
+    @server.handler("Auth.ServiceInstances.Remove")
+    async def instance_remove(
+        req: b.InstanceInput, ctx: RequestContext
+    ) -> Result[Any, TrellisError]:
+        try:
+            await installer.remove_instance_key(req.name, req.instance_key, tracker.kick)
+        except InstallError as exc:
+            return _refused(exc)
+        return Ok(b.Ack())
+
+
+def _instance(name: str, key: str, disabled: bool) -> b.InstanceInfo:
+    return b.InstanceInfo(
+        instance_id="svc_" + sha256(key.encode()).hex()[:22],
+        name=name,
+        instance_key=key,
+        disabled=disabled,
+    )

@@ -1,0 +1,217 @@
+"""Control-plane state in JetStream KV (ARCHITECTURE "Decisions": NATS is the only infrastructure).
+
+Every record the runtime needs to answer the callout and the admin RPCs lives in a KV bucket,
+so a restarted runtime (or a second replica) finds everything where it left it:
+
+========================  ==========================  =====================================
+bucket                    key                         value
+========================  ==========================  =====================================
+``trellis_contracts``     contract digest             the normalized manifest
+``trellis_active``        contract id (``@``→``_``)   which digest is active for that id
+``trellis_deployments``   deployment name             contract, instance keys, enabled flag
+``trellis_bindings``      deployment name             physical resource names per alias
+``trellis_principals``    session key                 who the key is and its capabilities
+``trellis_connections``   ``<sessionKey>.<userNkey>`` server and client ids (TTL 2 h)
+========================  ==========================  =====================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+from collections.abc import AsyncIterator
+from typing import Any, Generic, TypeVar
+
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.client import JetStreamContext
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError
+from nats.js.kv import KeyValue
+from pydantic import BaseModel, ConfigDict, Field
+
+from trellis.contracts.builtin import Deployment
+from trellis.principals import PRINCIPALS_BUCKET, Principal
+from trellis.runtime.permissions import ServiceBindings
+
+__all__ = [
+    "ActiveContract",
+    "Connection",
+    "ContractRecord",
+    "ControlPlane",
+    "Deployment",
+    "Table",
+    "active_key",
+    "now_iso",
+]
+
+M = TypeVar("M", bound=BaseModel)
+
+CONNECTION_TTL_SECONDS = 2 * 3600
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def active_key(contract_id: str) -> str:
+    """KV keys cannot hold ``@``; ids end in ``@vN`` so ``_vN`` stays unambiguous."""
+    return contract_id.replace("@", "_")
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class ContractRecord(_Record):
+    digest: str
+    id: str
+    manifest: dict[str, Any]
+    installed_at: str = Field(alias="installedAt", default_factory=now_iso)
+
+
+class ActiveContract(_Record):
+    id: str
+    digest: str
+    #: the deployment implementing it; empty for Trellis-owned and participant contracts
+    deployment: str = ""
+    activated_at: str = Field(alias="activatedAt", default_factory=now_iso)
+
+
+class Connection(_Record):
+    session_key: str = Field(alias="sessionKey")
+    user_nkey: str = Field(alias="userNkey")
+    server_id: str = Field(alias="serverId")
+    client_id: int = Field(alias="clientId")
+    kind: str
+    name: str
+    connected_at: str = Field(alias="connectedAt", default_factory=now_iso)
+
+
+class Table(Generic[M]):
+    """A KV bucket holding one pydantic model per key."""
+
+    def __init__(self, kv: KeyValue, model: type[M]) -> None:
+        self.kv = kv
+        self.model = model
+
+    async def get_entry(self, key: str) -> tuple[M, int] | None:
+        try:
+            entry = await self.kv.get(key)
+        except KeyNotFoundError:
+            return None
+        if entry.value is None or entry.revision is None:
+            return None
+        return self.model.model_validate_json(entry.value), entry.revision
+
+    async def get(self, key: str) -> M | None:
+        found = await self.get_entry(key)
+        return found[0] if found else None
+
+    async def put(self, key: str, value: M) -> int:
+        return await self.kv.put(key, _dump(value))
+
+    async def create(self, key: str, value: M) -> int:
+        """Write only if absent; raises ``KeyWrongLastSequenceError`` otherwise."""
+        return await self.kv.create(key, _dump(value))
+
+    async def update(self, key: str, value: M, revision: int) -> int:
+        """Compare-and-set on ``revision``."""
+        return await self.kv.update(key, _dump(value), last=revision)
+
+    async def delete(self, key: str) -> None:
+        with contextlib.suppress(KeyNotFoundError):
+            await self.kv.delete(key)
+
+    async def keys(self) -> list[str]:
+        try:
+            return list(await self.kv.keys())
+        except Exception as exc:  # nats-py raises NoKeysError for an empty bucket
+            if type(exc).__name__ == "NoKeysError":
+                return []
+            raise
+
+    async def values(self) -> list[M]:
+        out: list[M] = []
+        for key in await self.keys():
+            value = await self.get(key)
+            if value is not None:
+                out.append(value)
+        return out
+
+    async def items(self) -> AsyncIterator[tuple[str, M]]:
+        for key in await self.keys():
+            value = await self.get(key)
+            if value is not None:
+                yield key, value
+
+
+def _dump(value: BaseModel) -> bytes:
+    return value.model_dump_json(by_alias=True).encode()
+
+
+class ControlPlane:
+    """The runtime's tables, created idempotently at start."""
+
+    def __init__(self, js: JetStreamContext, tables: dict[str, Table[Any]]) -> None:
+        self.js = js
+        self.contracts: Table[ContractRecord] = tables["contracts"]
+        self.active: Table[ActiveContract] = tables["active"]
+        self.deployments: Table[Deployment] = tables["deployments"]
+        self.bindings: Table[ServiceBindings] = tables["bindings"]
+        self.principals: Table[Principal] = tables["principals"]
+        self.connections: Table[Connection] = tables["connections"]
+        self.lock = asyncio.Lock()  # serializes installs within one runtime process
+
+    @classmethod
+    async def open(cls, js: JetStreamContext, *, replicas: int = 1) -> ControlPlane:
+        specs: dict[str, tuple[str, type[BaseModel], int, int]] = {
+            "contracts": ("trellis_contracts", ContractRecord, 1, 0),
+            "active": ("trellis_active", ActiveContract, 5, 0),
+            "deployments": ("trellis_deployments", Deployment, 5, 0),
+            "bindings": ("trellis_bindings", ServiceBindings, 5, 0),
+            "principals": (PRINCIPALS_BUCKET, Principal, 1, 0),
+            "connections": ("trellis_connections", Connection, 1, CONNECTION_TTL_SECONDS),
+        }
+        tables: dict[str, Table[Any]] = {}
+        for name, (bucket, model, history, ttl) in specs.items():
+            kv = await ensure_bucket(js, bucket, history=history, ttl=ttl, replicas=replicas)
+            tables[name] = Table(kv, model)
+        return cls(js, tables)
+
+    async def active_manifests(self) -> dict[str, dict[str, Any]]:
+        """Contract id → manifest of every active contract."""
+        out: dict[str, dict[str, Any]] = {}
+        for active in await self.active.values():
+            record = await self.contracts.get(active.digest)
+            if record is not None:
+                out[active.id] = record.manifest
+        return out
+
+
+async def ensure_bucket(
+    js: JetStreamContext,
+    bucket: str,
+    *,
+    history: int = 1,
+    ttl: float = 0,
+    replicas: int = 1,
+    max_value_size: int | None = None,
+) -> KeyValue:
+    """Open ``bucket``, creating it with the given settings if it does not exist yet."""
+    try:
+        return await js.key_value(bucket)
+    except BucketNotFoundError:
+        pass
+    config = KeyValueConfig(
+        bucket=bucket,
+        history=history,
+        ttl=ttl or None,
+        replicas=replicas,
+        storage=StorageType.FILE,
+        max_value_size=max_value_size or -1,
+    )
+    try:
+        return await js.create_key_value(config)
+    except Exception:
+        # another replica may have created it between our check and create
+        return await js.key_value(bucket)
