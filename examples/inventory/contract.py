@@ -36,6 +36,13 @@ class ItemCreated(BaseModel):
     category: str
 
 
+class AuditEntry(BaseModel):
+    event: str
+    item_id: str
+    category: str
+    seen_at: str
+
+
 class Reindex(BaseModel):
     category: str
 
@@ -46,6 +53,12 @@ class ReindexResult(BaseModel):
 
 class ItemNotFound(TrellisError):
     """No item has this id."""
+
+    item_id: str
+
+
+class ItemExists(TrellisError):
+    """An item with this id already exists."""
 
     item_id: str
 
@@ -61,13 +74,27 @@ inventory = Contract(
     },
     rpc={
         "Items.Get": rpc(GetItem, Item, errors=[ItemNotFound], call=["items.read"]),
-        "Items.Create": rpc(NewItem, Item, call=["items.write"]),
+        "Items.Create": rpc(NewItem, Item, errors=[ItemExists], call=["items.write"]),
     },
     events={
         "Items.Created": event(ItemCreated, params=["/category"], subscribe=["items.read"]),
     },
-    kv={"items": kv(Item, purpose="Item records by id")},
+    kv={
+        "items": kv(Item, purpose="Item records by id"),
+        "audit": kv(AuditEntry, purpose="What the audit consumer saw, by event id", history=1),
+    },
     jobs={"reindex": job(Reindex, ReindexResult, max_deliver=5)},
     event_consumers={"audit": consumer(self_events=["Items.Created"])},
     uses={"core": trellis_core.use(rpc=["Trellis.Catalog"])},
+)
+
+#: the contract of a command-line client of the inventory (a ``cli`` participant)
+inventory_cli = Contract(
+    "inventory-cli@v1",
+    kind="cli",
+    display_name="Inventory CLI",
+    description="A command-line client that reads and creates items.",
+    uses={
+        "inventory": inventory.use(rpc=["Items.Get", "Items.Create"], subscribe=["Items.Created"]),
+    },
 )

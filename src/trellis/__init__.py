@@ -5,6 +5,7 @@ The public surface is re-exported here; see the README for a tour.
 
 from trellis.auth import SessionKey, connect_token, rpc_proof, verify_rpc_proof
 from trellis.canonical import canonical_json, json_digest
+from trellis.client import TrellisClient, connect_client
 from trellis.contracts import (
     Capability,
     Contract,
@@ -22,6 +23,7 @@ from trellis.contracts import (
 from trellis.result import (
     AuthError,
     Err,
+    KVError,
     Ok,
     RemoteError,
     Result,
@@ -30,6 +32,7 @@ from trellis.result import (
     UnexpectedError,
     ValidationError,
 )
+from trellis.service import EventMessage, RequestContext, TrellisService, connect_service
 
 __version__ = "0.1.0"
 
@@ -39,16 +42,23 @@ __all__ = [
     "Contract",
     "ContractError",
     "Err",
+    "EventMessage",
+    "KVError",
     "Ok",
     "RemoteError",
+    "RequestContext",
     "Result",
     "SessionKey",
     "TransportError",
+    "TrellisClient",
     "TrellisError",
+    "TrellisService",
     "UnexpectedError",
     "Use",
     "ValidationError",
     "canonical_json",
+    "connect_client",
+    "connect_service",
     "connect_token",
     "consumer",
     "contract_digest",

@@ -18,3 +18,10 @@ def ulid(timestamp_ms: int | None = None) -> str:
     raw = (ms << 80 | int.from_bytes(os.urandom(10), "big")) << 6
     text = base64.b32encode(raw.to_bytes(17, "big"))[:26]
     return text.translate(_TO_CROCKFORD).decode("ascii")
+
+
+def now_iso() -> str:
+    """UTC now as ISO 8601 with milliseconds and a ``Z`` (event headers, records)."""
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

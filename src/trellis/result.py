@@ -32,6 +32,7 @@ __all__ = [
     "BUILTIN_ERRORS",
     "AuthError",
     "Err",
+    "KVError",
     "Ok",
     "RemoteError",
     "Result",
@@ -307,6 +308,14 @@ class AuthError(TrellisError):
     reason: str = "insufficient_permissions"
 
 
+class KVError(TrellisError):
+    """A KV operation failed: ``reason`` is ``exists``, ``wrong_revision``, ``invalid_value``
+    or ``unavailable``."""
+
+    reason: str = "unavailable"
+    key: str | None = None
+
+
 class RemoteError(TrellisError):
     """An error whose type this side does not know; ``remote_type`` and ``data`` keep it."""
 
@@ -324,5 +333,5 @@ class RemoteError(TrellisError):
 
 
 BUILTIN_ERRORS: dict[str, type[TrellisError]] = {
-    cls.type: cls for cls in (ValidationError, UnexpectedError, TransportError, AuthError)
+    cls.type: cls for cls in (ValidationError, UnexpectedError, TransportError, AuthError, KVError)
 }

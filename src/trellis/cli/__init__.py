@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from trellis.auth import SessionKey
 from trellis.canonical import canonical_json
+from trellis.cli.common import JsonFlag, err, out
+from trellis.cli.common import emit_json as _emit_json
+from trellis.cli.common import fail as _fail
 from trellis.cli.loading import SourceError, load_contract_object, load_manifest
 from trellis.contracts import ContractError, check_manifest, contract_digest
 from trellis.contracts.builtin import BUILTIN_CONTRACTS
@@ -29,20 +31,6 @@ keys_app = typer.Typer(
 contract_app = typer.Typer(help="Build, digest and check contracts.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(contract_app, name="contract")
-
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(code)
-
-
-def _emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 @keys_app.command("new")
@@ -181,6 +169,16 @@ def canonical_cmd(
         sys.stdout.write(canonical_json(json.loads(text)) + "\n")
     except ValueError as exc:
         raise _fail(str(exc)) from None
+
+
+def _register() -> None:
+    from trellis.cli import local, service
+
+    app.add_typer(service.app, name="service")
+    local.register(app)
+
+
+_register()
 
 
 def main() -> None:

@@ -667,19 +667,29 @@ def derive_user_permissions(
     *,
     capabilities: Iterable[str],
     session_key: str,
+    rpc_checked_by_handler: bool = False,
 ) -> DerivedPermissions:
-    """Grants for an app/agent/cli/device session; all-or-nothing on capabilities.
+    """Grants for an app/agent/cli/device session.
 
-    A user either holds everything the contract needs or the login fails, so an app never
-    runs half-authorized with surprising denials later.
+    By default all-or-nothing on capabilities (upstream's login rule): a user either holds
+    everything the contract needs or the login fails.  With ``rpc_checked_by_handler``
+    (what our runtime uses) the used RPC subjects are granted as the contract declares them
+    and each call's capabilities are checked by the handler against live grants, so a grant
+    or revocation changes the next call without a reconnect; event publish/subscribe, which
+    no handler sees, stay gated here by the capabilities held at connect time.
     """
     cid = _manifest_id(manifest)
     inbox = inbox_prefix(session_key)
     publish, subscribe = _user_grants(manifest, active, cid)
     required = frozenset(c for g in (*publish, *subscribe) for c in g.requires)
-    missing = required - _capability_set(capabilities)
-    if missing:
-        raise InsufficientPermissionsError(cid, missing)
+    held = _capability_set(capabilities)
+    if rpc_checked_by_handler:
+        publish = [g for g in publish if g.subject.startswith("rpc.") or g.requires <= held]
+        subscribe = [g for g in subscribe if g.requires <= held]
+    else:
+        missing = required - held
+        if missing:
+            raise InsufficientPermissionsError(cid, missing)
     return DerivedPermissions(
         session="user",
         contract_id=cid,

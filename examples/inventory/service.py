@@ -1,0 +1,80 @@
+"""The inventory service: handlers for the inventory contract.
+
+Run it against a running deployment (``trellis dev``) once installed::
+
+    trellis keys new --out inventory.seed
+    trellis service install examples.inventory.contract:inventory --name inventory \\
+        --public-key "$(trellis keys show inventory.seed)"
+    python -m examples.inventory.service --seed inventory.seed --trellis http://127.0.0.1:PORT
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+from examples.inventory.contract import (
+    AuditEntry,
+    GetItem,
+    Item,
+    ItemExists,
+    ItemNotFound,
+    NewItem,
+    inventory,
+)
+from trellis import Err, Ok, Result
+from trellis.ids import now_iso
+from trellis.service import EventMessage, RequestContext, TrellisService, connect_service
+
+log = logging.getLogger("inventory")
+
+
+def mount(service: TrellisService) -> None:
+    """Attach the handlers; kept apart from ``main`` so tests and the demo reuse it."""
+
+    @service.rpc("Items.Get")
+    async def get_item(req: GetItem, ctx: RequestContext) -> Result[Item, ItemNotFound]:
+        entry = await service.kv.items.get(req.id)
+        return Ok(entry.value) if entry else Err(ItemNotFound(item_id=req.id))
+
+    @service.rpc("Items.Create")
+    async def create_item(req: NewItem, ctx: RequestContext) -> Result[Item, ItemExists]:
+        item = Item(**req.model_dump())
+        created = await service.kv.items.create(item.id, item)
+        if isinstance(created, Err):
+            return Err(ItemExists(item_id=item.id))
+        published = await service.publish(
+            "Items.Created", {"id": item.id, "name": item.name, "category": item.category}
+        )
+        if isinstance(published, Err):
+            log.warning("Items.Created for %s not published: %s", item.id, published.error)
+        return Ok(item)
+
+    @service.on_event("audit")
+    async def audit(event: EventMessage) -> Result[None, None]:
+        await service.kv.audit.put(
+            event.id or event.subject,
+            AuditEntry(
+                event=event.name,
+                item_id=event.payload.id,
+                category=event.payload.category,
+                seen_at=now_iso(),
+            ),
+        )
+        return Ok(None)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", required=True, help="seed file (or env:VAR)")
+    parser.add_argument("--trellis", required=True, help="the runtime's HTTP URL")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO)
+    service = await connect_service(inventory, session_key=args.seed, trellis_url=args.trellis)
+    mount(service)
+    await service.run()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

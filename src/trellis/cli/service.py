@@ -1,0 +1,260 @@
+"""``trellis service ...``: install and manage services through the runtime's admin RPCs.
+
+The CLI is itself a Trellis participant: it connects with the bundle's admin session key
+(a ``trellis.cli@v1`` session holding ``admin``) through the auth callout, like any client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from trellis.cli.common import JsonFlag, emit_json, err, fail, out
+from trellis.cli.loading import SourceError, load_manifest
+from trellis.client.rpc import RpcClient, rpc_targets
+from trellis.connection import connect_participant
+from trellis.contracts import ContractError
+from trellis.contracts.builtin import trellis_cli
+from trellis.result import Err, TrellisError
+from trellis.runtime.bundle import Bundle, BundleError
+
+app = typer.Typer(help="Install and manage services.", no_args_is_help=True)
+
+T = TypeVar("T")
+
+HomeOption = Annotated[
+    Path,
+    typer.Option(
+        "--home",
+        envvar="TRELLIS_HOME",
+        help="The deployment bundle directory (default: ./.trellis).",
+    ),
+]
+DEFAULT_HOME = Path(os.environ.get("TRELLIS_HOME", ".trellis"))
+
+
+def _bundle(home: Path) -> Bundle:
+    try:
+        return Bundle.load(home)
+    except BundleError as exc:
+        raise fail(f"{exc}. Run 'trellis dev' or 'trellis init' first, or pass --home.") from None
+
+
+async def _with_admin(home: Path, action: Callable[[RpcClient], Awaitable[T]]) -> T:
+    bundle = _bundle(home)
+    key = bundle.admin_key()
+    try:
+        nc = await connect_participant(
+            bundle.config.nats.servers,
+            key,
+            trellis_cli.digest,
+            sentinel_creds=bundle.sentinel_creds,
+            max_reconnect_attempts=0,
+            connect_timeout=3,
+        )
+    except Exception as exc:
+        raise fail(
+            f"cannot connect to Trellis at {bundle.nats_url} ({exc}). Is 'trellis dev' running?"
+        ) from None
+    try:
+        return await action(RpcClient(nc, key, rpc_targets(trellis_cli)))
+    finally:
+        await nc.close()
+
+
+def _call(home: Path, name: str, payload: dict[str, Any]) -> Any:
+    async def action(client: RpcClient) -> Any:
+        return await client.call(name, payload)
+
+    result = asyncio.run(_with_admin(home, action))
+    if isinstance(result, Err):
+        raise _refusal(result.error)
+    return result.value
+
+
+def _refusal(error: TrellisError) -> typer.Exit:
+    problems = getattr(error, "problems", None) or []
+    reason = getattr(error, "reason", None) or getattr(error, "code", None) or error.type
+    for problem in problems:
+        err.print(f"  [yellow]-[/] {problem}", highlight=False)
+    return fail(f"{error.message} ({reason})", 1)
+
+
+def _deployment_json(d: Any) -> dict[str, Any]:
+    return dict(d.model_dump(mode="json", by_alias=True))
+
+
+def _show(d: Any, as_json: bool) -> None:
+    if as_json:
+        emit_json(_deployment_json(d))
+        return
+    state = "[red]disabled[/]" if d.disabled else "[green]enabled[/]"
+    out.print(f"[bold]{d.name}[/] {d.contract_id} {state}", highlight=False)
+    out.print(f"  digest    {d.contract_digest}", highlight=False)
+    for key in d.instance_keys:
+        out.print(f"  instance  {key}", highlight=False)
+
+
+ContractArg = Annotated[
+    str, typer.Argument(help="The service's contract: a manifest JSON file or MODULE:ATTR.")
+]
+NameOpt = Annotated[str, typer.Option("--name", "-n", help="Deployment name (lowercase, '-').")]
+KeyOpt = Annotated[
+    str, typer.Option("--public-key", "-k", help="The service's session public key.")
+]
+
+
+def _manifest(source: str) -> dict[str, Any]:
+    try:
+        return load_manifest(source)
+    except SourceError as exc:
+        raise fail(str(exc)) from None
+    except ContractError as exc:
+        raise fail(str(exc), 1) from None
+
+
+@app.command("install")
+def install(
+    contract: ContractArg,
+    name: NameOpt,
+    public_key: KeyOpt,
+    home: HomeOption = DEFAULT_HOME,
+    as_json: JsonFlag = False,
+) -> None:
+    """Install a service: validate its contract, provision its resources, authorize its key."""
+    payload = {"name": name, "contract": _manifest(contract), "publicKey": public_key}
+    result = _call(home, "Auth.Deployments.Create", payload)
+    if not as_json:
+        out.print(f"[green]installed[/] {name}")
+    _show(result.deployment, as_json)
+
+
+@app.command("upgrade")
+def upgrade(
+    contract: ContractArg,
+    name: NameOpt,
+    public_key: KeyOpt,
+    home: HomeOption = DEFAULT_HOME,
+    as_json: JsonFlag = False,
+) -> None:
+    """Install a new, compatible digest of a deployed service's contract."""
+    payload = {"name": name, "contract": _manifest(contract), "publicKey": public_key}
+    result = _call(home, "Auth.Deployments.Upgrade", payload)
+    if not as_json:
+        out.print(f"[green]upgraded[/] {name}")
+    _show(result.deployment, as_json)
+
+
+@app.command("list")
+def list_(home: HomeOption = DEFAULT_HOME, as_json: JsonFlag = False) -> None:
+    """List deployed services."""
+    result = _call(home, "Auth.Deployments.List", {})
+    if as_json:
+        emit_json([_deployment_json(d) for d in result.deployments])
+        return
+    if not result.deployments:
+        out.print("no services installed")
+    for d in result.deployments:
+        _show(d, False)
+
+
+@app.command("show")
+def show(
+    name: Annotated[str, typer.Argument()],
+    home: HomeOption = DEFAULT_HOME,
+    as_json: JsonFlag = False,
+) -> None:
+    """Show one deployment and its live connections."""
+    deployment = _call(home, "Auth.Deployments.Get", {"name": name}).deployment
+    connections = []
+    for key in deployment.instance_keys:
+        listed = _call(home, "Auth.Connections.List", {"sessionKey": key})
+        connections.extend(listed.connections)
+    if as_json:
+        emit_json(
+            {
+                **_deployment_json(deployment),
+                "connections": [c.model_dump(mode="json", by_alias=True) for c in connections],
+            }
+        )
+        return
+    _show(deployment, False)
+    out.print(f"  connected {len(connections)} connection(s)")
+    for c in connections:
+        out.print(f"    {c.session_key[:16]}… since {c.connected_at}", highlight=False)
+
+
+def _toggle(rpc: str, verb: str, name: str, home: Path, as_json: bool) -> None:
+    result = _call(home, rpc, {"name": name})
+    if not as_json:
+        out.print(f"[green]{verb}[/] {name}")
+    _show(result.deployment, as_json)
+
+
+@app.command("disable")
+def disable(
+    name: Annotated[str, typer.Argument()],
+    home: HomeOption = DEFAULT_HOME,
+    as_json: JsonFlag = False,
+) -> None:
+    """Disable a service: its live connections are kicked and reconnects refused."""
+    _toggle("Auth.Deployments.Disable", "disabled", name, home, as_json)
+
+
+@app.command("enable")
+def enable(
+    name: Annotated[str, typer.Argument()],
+    home: HomeOption = DEFAULT_HOME,
+    as_json: JsonFlag = False,
+) -> None:
+    """Enable a disabled service."""
+    _toggle("Auth.Deployments.Enable", "enabled", name, home, as_json)
+
+
+@app.command("remove")
+def remove(
+    name: Annotated[str, typer.Argument()],
+    home: HomeOption = DEFAULT_HOME,
+    as_json: JsonFlag = False,
+) -> None:
+    """Remove a service (its KV buckets and streams are kept; delete them deliberately)."""
+    _call(home, "Auth.Deployments.Remove", {"name": name})
+    if as_json:
+        emit_json({"removed": name})
+    else:
+        out.print(f"[green]removed[/] {name}")
+
+
+@app.command("add-key")
+def add_key(
+    name: Annotated[str, typer.Argument()],
+    public_key: Annotated[str, typer.Argument(help="Another instance's session public key.")],
+    home: HomeOption = DEFAULT_HOME,
+    as_json: JsonFlag = False,
+) -> None:
+    """Authorize another instance key for a service (replicas share its queue groups)."""
+    info = _call(home, "Auth.ServiceInstances.Provision", {"name": name, "instanceKey": public_key})
+    if as_json:
+        emit_json(info.model_dump(mode="json", by_alias=True))
+    else:
+        out.print(f"[green]added[/] instance {info.instance_key} to {name}", highlight=False)
+
+
+@app.command("remove-key")
+def remove_key(
+    name: Annotated[str, typer.Argument()],
+    public_key: Annotated[str, typer.Argument()],
+    home: HomeOption = DEFAULT_HOME,
+    as_json: JsonFlag = False,
+) -> None:
+    """Revoke one instance key of a service (its connections are kicked)."""
+    _call(home, "Auth.ServiceInstances.Remove", {"name": name, "instanceKey": public_key})
+    if as_json:
+        emit_json({"removed": public_key})
+    else:
+        out.print(f"[green]removed[/] instance {public_key} from {name}", highlight=False)

@@ -1,0 +1,364 @@
+"""``TrellisService``: what a Python engineer writes a service with.
+
+``connect_service`` bootstraps over HTTP (server time, NATS URLs, sentinel credentials,
+resource bindings), connects through the auth callout with a fresh connect token on every
+(re)connect, and exposes the contract's surfaces by logical name:
+
+- ``@service.rpc("Items.Get")`` mounts a handler (served in a queue group, see ``rpc.py``);
+- ``service.kv.<alias>`` typed KV handles; ``service.streams[alias]`` stream subjects;
+- ``await service.publish("Items.Created", payload)``;
+- ``@service.on_event("group")`` durable handlers of a declared consumer group;
+- ``await service.call(...)`` for the RPCs its contract ``uses``;
+- a ``Health.Heartbeat`` every 30 s.
+
+``await service.run()`` serves until SIGTERM/SIGINT, then drains in-flight work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import platform
+import signal
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from nats.aio.client import Client as NatsClient
+from pydantic import BaseModel
+
+from trellis.auth import SessionKey
+from trellis.client.rpc import DEFAULT_TIMEOUT, RpcClient, rpc_targets
+from trellis.connection import connect_participant
+from trellis.contracts import Contract
+from trellis.contracts.authoring import BUILTIN_REGISTRY
+from trellis.ids import now_iso, ulid
+from trellis.principals import PrincipalCache
+from trellis.result import AuthError, Err, Result, TransportError, TrellisError
+from trellis.service.bootstrap import BootstrapInfo, bootstrap_service
+from trellis.service.events import (
+    EventConsumer,
+    EventDefinition,
+    EventHandler,
+    live_subscribe,
+    publish_event,
+)
+from trellis.service.kv import KvHandle, KvNamespace
+from trellis.service.rpc import Handler, RpcServer
+
+__all__ = ["HEARTBEAT_INTERVAL", "ServiceConnectError", "TrellisService", "connect_service"]
+
+log = logging.getLogger("trellis.service")
+
+HEARTBEAT_INTERVAL = 30.0
+
+
+class ServiceConnectError(Exception):
+    """The service could not start; ``error`` is the typed reason (AuthError, TransportError)."""
+
+    def __init__(self, error: TrellisError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def event_definitions(contract: Contract) -> dict[str, EventDefinition]:
+    """Own events and every event the contract uses, by logical name."""
+    defs: dict[str, EventDefinition] = {}
+    sources: list[tuple[Contract, list[str]]] = [(contract, list(contract.events))]
+    for use in contract.uses.values():
+        target = use.target or BUILTIN_REGISTRY.get(use.contract)
+        if target is not None:
+            sources.append((target, [*use.publish, *use.subscribe]))
+    for owner, names in sources:
+        for name in names:
+            surface = owner.manifest["events"][name]
+            defs[name] = EventDefinition(
+                name,
+                owner.id,
+                surface["subject"],
+                tuple(surface.get("params") or ()),
+                owner.events[name].model,
+            )
+    return defs
+
+
+class TrellisService:
+    def __init__(
+        self,
+        contract: Contract,
+        key: SessionKey,
+        nc: NatsClient,
+        info: BootstrapInfo,
+        *,
+        max_concurrency: int = 64,
+    ) -> None:
+        self.contract = contract
+        self.key = key
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.info = info
+        self.name = info.deployment
+        self.clock = info.clock()
+        self.principals = PrincipalCache()
+        self._server = RpcServer(
+            nc,
+            contract,
+            self.principals,
+            queue=contract.id,
+            max_concurrency=max_concurrency,
+            clock=self.clock,
+        )
+        self._client = RpcClient(nc, key, rpc_targets(contract), clock=self.clock)
+        self._events = event_definitions(contract)
+        self._consumers: dict[str, EventConsumer] = {}
+        self._consumer_handlers: dict[str, EventHandler] = {}
+        self._subscriptions: list[Any] = []
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._started_at = now_iso()
+        self._checks: dict[str, Callable[[], Awaitable[bool]]] = {}
+        self.kv = KvNamespace({})
+        self.streams: dict[str, list[str]] = {}
+
+    # -- declaring handlers -------------------------------------------------------------
+
+    def rpc(self, name: str) -> Callable[[Handler], Handler]:
+        """Decorator: ``async def handler(input, ctx) -> Ok(output) | Err(declared error)``."""
+        return self._server.handler(name)
+
+    def on_event(self, group: str) -> Callable[[EventHandler], EventHandler]:
+        """Decorator: durable handler for a declared ``eventConsumers`` group."""
+        if group not in self.contract.event_consumers:
+            raise KeyError(f"{self.contract.id} declares no event consumer group {group!r}")
+
+        def mount(func: EventHandler) -> EventHandler:
+            self._consumer_handlers[group] = func
+            return func
+
+        return mount
+
+    def health_check(
+        self, name: str
+    ) -> Callable[[Callable[[], Awaitable[bool]]], Callable[[], Awaitable[bool]]]:
+        def mount(func: Callable[[], Awaitable[bool]]) -> Callable[[], Awaitable[bool]]:
+            self._checks[name] = func
+            return func
+
+        return mount
+
+    # -- using the contract -------------------------------------------------------------
+
+    async def call(
+        self,
+        name: str,
+        payload: BaseModel | Mapping[str, Any] | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> Result[Any, TrellisError]:
+        return await self._client.call(name, payload, timeout=timeout)
+
+    async def publish(
+        self, name: str, payload: BaseModel | Mapping[str, Any]
+    ) -> Result[str, TrellisError]:
+        definition = self._events.get(name)
+        if definition is None or (
+            definition.contract_id != self.contract.id
+            and not any(name in use.publish for use in self.contract.uses.values())
+        ):
+            return Err(
+                AuthError(f"the contract does not publish {name!r}", reason="not_in_contract")
+            )
+        return await publish_event(self.js, definition, payload)
+
+    async def subscribe(
+        self, name: str, handler: EventHandler, filters: Mapping[str, Any] | None = None
+    ) -> None:
+        """Live subscription (no durability) to an event this service may subscribe to."""
+        definition = self._events.get(name)
+        if definition is None:
+            raise KeyError(f"the contract neither declares nor uses event {name!r}")
+        self._subscriptions.append(await live_subscribe(self.nc, definition, handler, filters))
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def _open_resources(self) -> None:
+        resources = self.info.resources
+        handles: dict[str, KvHandle[Any]] = {}
+        for binding in resources.get("kv") or []:
+            spec = self.contract.kv.get(binding["alias"])
+            if spec is None:
+                continue
+            handles[binding["alias"]] = KvHandle(
+                binding["alias"], await self.js.key_value(binding["bucket"]), spec.model
+            )
+        self.kv = KvNamespace(handles)
+        self.streams = {b["alias"]: list(b["subjects"]) for b in resources.get("streams") or []}
+        for binding in resources.get("eventConsumers") or []:
+            group = binding["group"]
+            handler = self._consumer_handlers.get(group)
+            if handler is None:
+                continue
+            group_spec = self.contract.event_consumers[group]
+            self._consumers[group] = EventConsumer(
+                self.js,
+                group,
+                binding["stream"],
+                binding["consumer"],
+                list(self._events.values()),
+                handler,
+                concurrency=group_spec.concurrency,
+                backoff_ms=group_spec.backoff_ms or (1000, 5000, 30000),
+            )
+
+    async def start(self) -> None:
+        """Open resources and start serving RPCs, consumer groups and heartbeats."""
+        await self.principals.start(self.js)
+        await self._server.start()
+        for consumer in self._consumers.values():
+            await consumer.start()
+        self._heartbeat = asyncio.create_task(self._heartbeats(), name="trellis-heartbeat")
+        log.info("service %s (%s) serving", self.name, self.contract.id)
+
+    async def stop(self, drain_timeout: float = 10.0) -> None:
+        """Stop taking work, let in-flight requests finish, then close the connection."""
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+        await self._server.stop(drain_timeout)
+        for consumer in self._consumers.values():
+            await consumer.stop()
+        for sub in self._subscriptions:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        await self.principals.stop()
+        await self._client.close()
+        with contextlib.suppress(Exception):
+            await self.nc.drain()
+
+    async def run(self) -> None:
+        """Start, serve until SIGINT/SIGTERM, then stop gracefully."""
+        await self.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            await self.stop()
+
+    async def heartbeat(self) -> Result[str, TrellisError]:
+        """Publish one ``Health.Heartbeat`` now (also sent every 30 s while running)."""
+        checks = []
+        healthy = True
+        for name, check in self._checks.items():
+            started = time.perf_counter()
+            try:
+                ok = await check()
+                error = None
+            except Exception as exc:  # noqa: BLE001 - a failing check is reported, not raised
+                ok, error = False, str(exc)
+            healthy = healthy and ok
+            entry: dict[str, Any] = {
+                "name": name,
+                "status": "ok" if ok else "failed",
+                "latencyMs": round((time.perf_counter() - started) * 1000, 3),
+            }
+            if error:
+                entry["error"] = error
+            checks.append(entry)
+        payload = {
+            "header": {"id": ulid(), "time": now_iso()},
+            "service": {
+                "name": self.name,
+                "kind": "service",
+                "instanceId": self.key.public_key[:16],
+                "contractId": self.contract.id,
+                "contractDigest": self.contract.digest,
+                "startedAt": self._started_at,
+                "publishIntervalMs": int(HEARTBEAT_INTERVAL * 1000),
+                "runtime": "python",
+                "runtimeVersion": platform.python_version(),
+                "info": {"inflight": self._server.inflight, "pid": os.getpid()},
+            },
+            "status": "healthy" if healthy else "unhealthy",
+            "checks": checks,
+        }
+        definition = self._events.get("Health.Heartbeat")
+        if definition is None:
+            return Err(
+                AuthError("the contract does not use trellis.health@v1", reason="not_in_contract")
+            )
+        return await publish_event(self.js, definition, payload)
+
+    async def _heartbeats(self) -> None:
+        while True:
+            result = await self.heartbeat()
+            if isinstance(result, Err):
+                log.warning("heartbeat not published: %s", result.error)
+            await asyncio.sleep(HEARTBEAT_INTERVAL)
+
+
+async def connect_service(
+    contract: Contract,
+    *,
+    session_key: SessionKey | str | Path,
+    trellis_url: str,
+    max_concurrency: int = 64,
+) -> TrellisService:
+    """Bootstrap and connect an installed service; raises ``ServiceConnectError`` if refused.
+
+    ``session_key`` is a ``SessionKey``, a seed file path, or ``env:VAR`` naming an
+    environment variable that holds the seed.
+    """
+    key = _load_key(session_key)
+    booted = await bootstrap_service(trellis_url, key, contract.id, contract.digest)
+    if isinstance(booted, Err):
+        raise ServiceConnectError(booted.error)
+    info = booted.value
+    holder: dict[str, RpcClient] = {}
+
+    def on_error(text: str) -> None:
+        client = holder.get("client")
+        if client is not None:
+            client.on_nats_error(text)
+
+    try:
+        nc = await connect_participant(
+            info.nats_servers,
+            key,
+            contract.digest,
+            sentinel=(info.sentinel_jwt, info.sentinel_seed),
+            clock=info.clock(),
+            name=f"{info.deployment}:{key.public_key[:8]}",
+            on_error=on_error,
+        )
+    except Exception as exc:  # noqa: BLE001 - refused by the callout, unreachable NATS...
+        raise ServiceConnectError(
+            TransportError(f"cannot connect to NATS: {exc}", code="trellis.request.denied")
+        ) from exc
+    service = TrellisService(contract, key, nc, info, max_concurrency=max_concurrency)
+    holder["client"] = service._client
+    await service._open_resources()
+    return service
+
+
+def _load_key(source: SessionKey | str | Path) -> SessionKey:
+    if isinstance(source, SessionKey):
+        return source
+    text = str(source)
+    if text.startswith("env:"):
+        value = os.environ.get(text[4:])
+        if not value:
+            raise ServiceConnectError(
+                AuthError(
+                    f"environment variable {text[4:]} is not set", reason="missing_session_key"
+                )
+            )
+        return SessionKey.from_seed(value)
+    return SessionKey.load(text)
