@@ -1,15 +1,20 @@
 """Calling RPCs: the caller side of PROTOCOL §6.
 
 Requests go through one wildcard reply subscription under the session's inbox
-(``_INBOX.<key16>.<nuid>.*``), so a call costs one publish and one future.  NATS reports a
-publish permission violation asynchronously; the connection's error hook fails the pending
-calls to that subject at once with ``TransportError(trellis.request.denied)`` instead of
-letting them time out.
+(``_INBOX.<key16>.<nuid>.*``), so a call costs one publish, one future and one timer.  NATS
+reports a publish permission violation asynchronously; the connection's error hook fails the
+pending calls to that subject at once with ``TransportError(trellis.request.denied)`` instead
+of letting them time out.
+
+The hot path avoids ``asyncio.wait_for`` (an extra future, callback and event-loop pass per
+call): the reply future is awaited directly and a ``call_later`` timer resolves it with
+``None`` on timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -26,9 +31,8 @@ from pydantic import ValidationError as PydanticValidationError
 from trellis.auth import SessionKey
 from trellis.contracts import Contract
 from trellis.contracts.authoring import BUILTIN_REGISTRY
-from trellis.ids import ulid
 from trellis.result import Err, Ok, Result, TransportError, TrellisError, ValidationError
-from trellis.wire import HEADER_STATUS, STATUS_ERROR, dump_payload, request_headers
+from trellis.wire import HEADER_STATUS, STATUS_ERROR, RequestIds, RequestSigner, dump_payload
 
 __all__ = ["DEFAULT_TIMEOUT", "RpcClient", "RpcTarget", "rpc_targets"]
 
@@ -91,20 +95,23 @@ class RpcClient:
         self._targets = dict(targets)
         self._clock = clock
         self._prefix = f"{key.inbox_prefix}.{NUID().next().decode()}."
-        self._pending: dict[str, tuple[asyncio.Future[Msg], str]] = {}
+        self._prefix_len = len(self._prefix)
+        self._pending: dict[str, tuple[asyncio.Future[Msg | None], str]] = {}
         self._sub: Subscription | None = None
         self._lock = asyncio.Lock()
         self._seq = 0
+        self._signer = RequestSigner(key)
+        self._ids = RequestIds()
 
     async def call(
         self,
         name: str,
         payload: BaseModel | Mapping[str, Any] | None = None,
         *,
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 - the public per-call timeout
         traceparent: str | None = None,
     ) -> Result[Any, TrellisError]:
-        """Call RPC ``name``; ``Ok(output)`` or ``Err(declared | TransportError | AuthError | ...)``."""
+        """Call RPC ``name``: ``Ok(output)`` or ``Err(declared | TransportError | AuthError)``."""
         target = self._targets.get(name)
         if target is None:
             return Err(
@@ -117,17 +124,19 @@ class RpcClient:
             body = self._encode(target, payload)
         except PydanticValidationError as exc:
             return Err(ValidationError.from_pydantic(exc))
-        deadline = asyncio.get_running_loop().time() + timeout
-        retry_until = asyncio.get_running_loop().time() + min(NO_RESPONDERS_RETRY, timeout)
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        deadline = now + timeout
+        retry_until = now + min(NO_RESPONDERS_RETRY, timeout)
         delay = 0.02
         while True:
-            remaining = deadline - asyncio.get_running_loop().time()
+            remaining = deadline - loop.time()
             msg = await self._request(target.subject, body, remaining, traceparent)
             if isinstance(msg, TrellisError):
                 if (
                     isinstance(msg, TransportError)
                     and msg.code == "trellis.request.unavailable"
-                    and asyncio.get_running_loop().time() + delay < retry_until
+                    and loop.time() + delay < retry_until
                 ):
                     await asyncio.sleep(delay)
                     delay *= 2
@@ -150,9 +159,9 @@ class RpcClient:
         return dump_payload(dict(payload or {}))
 
     def _decode(self, target: RpcTarget, msg: Msg) -> Result[Any, TrellisError]:
-        headers = msg.headers or {}
+        headers = msg.headers
         try:
-            if headers.get(HEADER_STATUS) == STATUS_ERROR:
+            if headers and headers.get(HEADER_STATUS) == STATUS_ERROR:
                 return Err(TrellisError.from_wire(json.loads(msg.data), target.errors))
             if target.output is None:
                 return Ok(json.loads(msg.data))
@@ -173,7 +182,7 @@ class RpcClient:
                 self._sub = await self._nc.subscribe(self._prefix + "*", cb=self._on_reply)
 
     async def _on_reply(self, msg: Msg) -> None:
-        entry = self._pending.get(msg.subject[len(self._prefix) :])
+        entry = self._pending.get(msg.subject[self._prefix_len :])
         if entry is not None and not entry[0].done():
             entry[0].set_result(msg)
 
@@ -199,34 +208,41 @@ class RpcClient:
         )
 
     async def _request(
-        self, subject: str, body: bytes, timeout: float, traceparent: str | None
+        self, subject: str, body: bytes, budget: float, traceparent: str | None
     ) -> Msg | TrellisError:
-        if timeout <= 0:
+        if budget <= 0:
             return TransportError("request timed out", code="trellis.request.failed")
-        await self._ensure_sub()
+        if self._sub is None:
+            await self._ensure_sub()
         self._seq += 1
         token = str(self._seq)
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Msg] = loop.create_future()
+        future: asyncio.Future[Msg | None] = loop.create_future()
         self._pending[token] = (future, subject)
-        iat = int(self._clock())
-        headers = request_headers(self._key, subject, body, iat, ulid(), traceparent)
+        headers = self._signer.headers(
+            subject, body, int(self._clock()), self._ids.next(), traceparent
+        )
+        timer: asyncio.TimerHandle | None = None
         try:
             await self._nc.publish(subject, body, reply=self._prefix + token, headers=headers)
-            msg = await asyncio.wait_for(future, timeout)
-        except TimeoutError:
-            return TransportError(
-                f"no reply to {subject} within {timeout:.1f}s", code="trellis.request.failed"
-            )
+            timer = loop.call_later(budget, _expire, future)
+            msg = await future
         except TransportError as exc:
             return exc
-        except Exception as exc:  # noqa: BLE001 - connection closed, draining, bad subject...
+        except Exception as exc:  # connection closed, draining, bad subject...
             return TransportError(
                 f"request to {subject} failed: {exc}", code="trellis.request.failed"
             )
         finally:
+            if timer is not None:
+                timer.cancel()
             self._pending.pop(token, None)
-        if (msg.headers or {}).get("Status") == "503":
+        if msg is None:
+            return TransportError(
+                f"no reply to {subject} within {budget:.1f}s", code="trellis.request.failed"
+            )
+        headers_in = msg.headers
+        if headers_in and headers_in.get("Status") == "503":
             return TransportError(
                 f"no service answers {subject}", code="trellis.request.unavailable"
             )
@@ -234,8 +250,12 @@ class RpcClient:
 
     async def close(self) -> None:
         if self._sub is not None:
-            try:
+            with contextlib.suppress(Exception):  # the connection may be closed already
                 await self._sub.unsubscribe()
-            except Exception:  # noqa: BLE001 - connection may be closed already
-                pass
             self._sub = None
+
+
+def _expire(future: asyncio.Future[Msg | None]) -> None:
+    """The timeout of one call: resolve its reply future with ``None`` unless answered."""
+    if not future.done():
+        future.set_result(None)

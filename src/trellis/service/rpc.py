@@ -173,11 +173,11 @@ class RpcServer:
         for sub in self._subs:
             try:
                 await sub.unsubscribe()
-            except Exception:  # noqa: BLE001 - the connection may already be gone
+            except Exception:  # the connection may already be gone
                 log.debug("unsubscribe failed during stop", exc_info=True)
         self._subs.clear()
         if self._tasks:
-            done, pending = await asyncio.wait(set(self._tasks), timeout=drain_timeout)
+            _done, pending = await asyncio.wait(set(self._tasks), timeout=drain_timeout)
             for task in pending:
                 task.cancel()
 
@@ -201,11 +201,13 @@ class RpcServer:
                 result = Err(UnexpectedError("the handler failed unexpectedly"))
             try:
                 if isinstance(result, Ok):
-                    await msg.respond(dump_payload(result.value))
+                    # publish, not msg.respond(): respond() would echo the request's headers
+                    # (session key, proof, ...) back; the success reply is just the output JSON
+                    await self._nc.publish(msg.reply, dump_payload(result.value))
                 else:
                     body, headers = error_reply(result.error)
                     await self._nc.publish(msg.reply, body, headers=headers)
-            except Exception:  # noqa: BLE001 - the caller may be gone; nothing to answer
+            except Exception:  # the caller may be gone; nothing to answer
                 log.debug("could not reply to %s", method.name, exc_info=True)
 
     async def _handle(self, method: _Method, msg: Msg) -> Ok[Any] | Err[TrellisError]:
@@ -217,10 +219,11 @@ class RpcServer:
         if not proof:
             return Err(AuthError("missing proof header", reason="missing_proof"))
         request_id = headers.get(HEADER_REQUEST_ID)
+        iat: int | None
         try:
             iat = int(headers.get(HEADER_IAT, ""))
         except ValueError:
-            iat = None  # type: ignore[assignment]
+            iat = None
         if iat is None or not request_id:
             return Err(AuthError("iat or request-id missing", reason="invalid_signature"))
         now = self._clock()

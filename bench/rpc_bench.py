@@ -1,0 +1,533 @@
+"""RPC benchmark: raw nats-py vs Trellis RpcServer/RpcClient vs FastStream, in one process.
+
+One run starts one ``nats-server`` on a free 127.0.0.1 port and measures, for each
+implementation, with the same pydantic models on both sides (``GetItem`` in, ``Item`` out):
+
+* sequential latency (p50/p99/mean) over ``--calls`` calls after a warm-up;
+* concurrent throughput with ``--inflight`` requests in flight (``--conc-calls`` calls).
+
+The implementations run in interleaved rounds (raw, trellis, faststream, raw, ...) and the
+median round is reported, which keeps slow drifts of a busy machine from favouring one side.
+Everything is bounded: fixed call counts, a 5 s per-call timeout and a ``--max-seconds``
+deadline for the whole run.
+
+Run from the repository root::
+
+    .venv/bin/python -m bench.rpc_bench            # full run, writes bench/results/rpc.{json,md}
+    .venv/bin/python -m bench.rpc_bench --quick    # smoke run, writes nothing unless --out-dir
+    .venv/bin/python -m bench.rpc_bench --json     # print the JSON instead of the table
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib.metadata
+import json
+import math
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nats
+from pydantic import BaseModel
+
+from trellis.nats.server import NatsServer, find_nats_server, free_ports
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = ROOT / "bench" / "results"
+README = ROOT / "bench" / "README.md"
+README_START = "<!-- rpc-results:start -->"
+README_END = "<!-- rpc-results:end -->"
+
+IMPLEMENTATIONS = ("raw", "trellis", "faststream")
+CALL_TIMEOUT = 5.0
+RAW_SUBJECT = "bench.raw.items.get"
+FS_SUBJECT = "bench.faststream.items.get"
+
+#: (sequential calls, concurrent calls, warm-up calls, rounds)
+FULL = (2000, 6400, 300, 3)
+QUICK = (200, 640, 50, 1)
+
+Call = Callable[[], Awaitable[None]]
+
+
+class BenchError(RuntimeError):
+    """A call failed or returned the wrong thing: the numbers would be meaningless."""
+
+
+@dataclass(frozen=True)
+class Params:
+    calls: int
+    conc_calls: int
+    warmup: int
+    rounds: int
+    inflight: int
+    max_seconds: float
+    only: tuple[str, ...]
+
+
+def _models() -> tuple[type[BaseModel], type[BaseModel], Any]:
+    """``GetItem``, ``Item`` and the ``inventory`` contract from examples/ (repo root on path)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from examples.inventory.contract import GetItem, Item, inventory
+
+    return GetItem, Item, inventory
+
+
+# --------------------------------------------------------------------------- measurement
+
+
+def _percentile(sorted_values: list[float], pct: float) -> float:
+    index = max(0, math.ceil(pct / 100.0 * len(sorted_values)) - 1)
+    return sorted_values[index]
+
+
+async def _sequential(call: Call, count: int) -> list[float]:
+    """Per-call latencies in microseconds."""
+    clock = time.perf_counter_ns
+    out: list[float] = []
+    for _ in range(count):
+        start = clock()
+        await call()
+        out.append((clock() - start) / 1000.0)
+    return out
+
+
+async def _concurrent(call: Call, count: int, inflight: int) -> tuple[float, list[float]]:
+    """(wall seconds, per-call latencies in µs) for ``count`` calls with ``inflight`` at once."""
+    clock = time.perf_counter_ns
+    latencies: list[float] = []
+    per_worker, extra = divmod(count, inflight)
+
+    async def worker(n: int) -> None:
+        for _ in range(n):
+            start = clock()
+            await call()
+            latencies.append((clock() - start) / 1000.0)
+
+    begin = time.perf_counter()
+    await asyncio.gather(*(worker(per_worker + (i < extra)) for i in range(inflight)))
+    return time.perf_counter() - begin, latencies
+
+
+async def _measure(call: Call, params: Params) -> dict[str, float]:
+    await _sequential(call, params.warmup)
+    await _concurrent(call, max(params.inflight, params.warmup), params.inflight)
+    seq = sorted(await _sequential(call, params.calls))
+    wall, conc = await _concurrent(call, params.conc_calls, params.inflight)
+    conc.sort()
+    return {
+        "seq_p50_us": _percentile(seq, 50),
+        "seq_p99_us": _percentile(seq, 99),
+        "seq_mean_us": statistics.fmean(seq),
+        "throughput_rps": params.conc_calls / wall,
+        "conc_p50_us": _percentile(conc, 50),
+        "conc_p99_us": _percentile(conc, 99),
+    }
+
+
+# --------------------------------------------------------------------------- implementations
+
+
+@contextlib.asynccontextmanager
+async def _raw(url: str) -> AsyncIterator[Call]:
+    get_item, item, _ = _models()
+    snc = await nats.connect(url)
+    cnc = await nats.connect(url)
+    try:
+
+        async def serve(msg: Any) -> None:
+            req = get_item.model_validate_json(msg.data)
+            reply = item(id=req.id, name="widget", category="tools", quantity=3)  # type: ignore[attr-defined]
+            await msg.respond(reply.model_dump_json().encode())
+
+        await snc.subscribe(RAW_SUBJECT, queue="bench", cb=serve)
+        await snc.flush()
+        request = get_item(id="item-1")
+
+        async def call() -> None:
+            msg = await cnc.request(
+                RAW_SUBJECT, request.model_dump_json().encode(), timeout=CALL_TIMEOUT
+            )
+            out = item.model_validate_json(msg.data)
+            if out.id != "item-1":  # type: ignore[attr-defined]
+                raise BenchError(f"raw: unexpected reply {out!r}")
+
+        yield call
+    finally:
+        await cnc.close()
+        await snc.close()
+
+
+@contextlib.asynccontextmanager
+async def _trellis(url: str) -> AsyncIterator[Call]:
+    from trellis import Ok, SessionKey
+    from trellis.client.rpc import RpcClient, rpc_targets
+    from trellis.principals import Principal, PrincipalCache
+    from trellis.service.rpc import RequestContext, RpcServer
+
+    get_item, item, inventory = _models()
+    ckey = SessionKey.generate()
+    cache = PrincipalCache()
+    cache.put(
+        Principal(
+            session_key=ckey.public_key,
+            kind="user",
+            name="bench",
+            contract_id="bench@v1",
+            contract_digest="bench",
+            capabilities=("inventory::items.read",),
+        )
+    )
+    snc = await nats.connect(url)
+    cnc = await nats.connect(url, inbox_prefix=ckey.inbox_prefix)
+    server = RpcServer(snc, inventory, cache)
+    client = RpcClient(cnc, ckey, rpc_targets(inventory, include_own=True))
+    try:
+
+        @server.handler("Items.Get")
+        async def get(req: Any, ctx: RequestContext) -> Any:
+            return Ok(item(id=req.id, name="widget", category="tools", quantity=3))
+
+        await server.start()
+        request = get_item(id="item-1")
+
+        async def call() -> None:
+            result = await client.call("Items.Get", request, timeout=CALL_TIMEOUT)
+            if not isinstance(result, Ok) or result.value.id != "item-1":
+                raise BenchError(f"trellis: unexpected result {result!r}")
+
+        yield call
+    finally:
+        await client.close()
+        await server.stop(drain_timeout=5.0)
+        await cnc.close()
+        await snc.close()
+
+
+@contextlib.asynccontextmanager
+async def _faststream(url: str) -> AsyncIterator[Call]:
+    from faststream.nats import NatsBroker
+
+    get_item, item, _ = _models()
+    server = NatsBroker(url, logger=None)
+    client = NatsBroker(url, logger=None)
+
+    @server.subscriber(FS_SUBJECT, queue="bench")
+    async def serve(body: get_item) -> item:  # type: ignore[valid-type]
+        return item(id=body.id, name="widget", category="tools", quantity=3)  # type: ignore[attr-defined]
+
+    await server.start()
+    await client.start()
+    try:
+        request = get_item(id="item-1")
+
+        async def call() -> None:
+            msg = await client.request(request, FS_SUBJECT, timeout=CALL_TIMEOUT)
+            out = item.model_validate_json(msg.body)
+            if out.id != "item-1":  # type: ignore[attr-defined]
+                raise BenchError(f"faststream: unexpected reply {out!r}")
+
+        yield call
+    finally:
+        await client.stop()
+        await server.stop()
+
+
+def _faststream_version() -> str | None:
+    try:
+        import faststream.nats  # noqa: F401
+    except ImportError:
+        return None
+    return importlib.metadata.version("faststream")
+
+
+FACTORIES: dict[str, Callable[[str], contextlib.AbstractAsyncContextManager[Call]]] = {
+    "raw": _raw,
+    "trellis": _trellis,
+    "faststream": _faststream,
+}
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or b == 0:
+        return None
+    return round(a / b, 3)
+
+
+def _summarise(rounds: list[dict[str, float]]) -> dict[str, Any]:
+    """The median round (by throughput) plus the median of each latency figure."""
+    keys = rounds[0].keys()
+    summary: dict[str, Any] = {k: round(statistics.median(r[k] for r in rounds), 1) for k in keys}
+    summary["rounds"] = [{k: round(v, 1) for k, v in r.items()} for r in rounds]
+    return summary
+
+
+async def run(params: Params) -> dict[str, Any]:
+    """Start nats-server, measure every available implementation, return the report."""
+    fs_version = _faststream_version()
+    results: dict[str, Any] = {}
+    wanted = [name for name in IMPLEMENTATIONS if name in params.only]
+    if "faststream" in wanted and fs_version is None:
+        results["faststream"] = {"available": False, "reason": "faststream[nats] not installed"}
+        wanted.remove("faststream")
+    samples: dict[str, list[dict[str, float]]] = {name: [] for name in wanted}
+    with tempfile.TemporaryDirectory(prefix="trellis-bench-") as tmp:
+        (port,) = free_ports(1)
+        conf = Path(tmp) / "nats.conf"
+        conf.write_text(f"listen: 127.0.0.1:{port}\n", encoding="utf-8")
+        server = NatsServer(conf, client_port=port)
+        await server.astart()
+        started = time.perf_counter()
+        try:
+            for _ in range(params.rounds):
+                for name in wanted:
+                    async with FACTORIES[name](server.url) as call:
+                        samples[name].append(await _measure(call, params))
+        finally:
+            await server.astop()
+        elapsed = time.perf_counter() - started
+    for name in wanted:
+        results[name] = {"available": True, **_summarise(samples[name])}
+
+    def fig(name: str, key: str) -> float | None:
+        entry = results.get(name) or {}
+        value = entry.get(key) if entry.get("available") else None
+        return float(value) if value is not None else None
+
+    ratios = {
+        other: {
+            "seq_p50": _ratio(fig("trellis", "seq_p50_us"), fig(other, "seq_p50_us")),
+            "seq_p99": _ratio(fig("trellis", "seq_p99_us"), fig(other, "seq_p99_us")),
+            "throughput": _ratio(fig("trellis", "throughput_rps"), fig(other, "throughput_rps")),
+        }
+        for other in ("raw", "faststream")
+    }
+    goals = {
+        "trellis_p50_within_1.3x_raw": _goal(ratios["raw"]["seq_p50"], lambda r: r <= 1.3),
+        "trellis_throughput_ge_0.5x_raw": _goal(ratios["raw"]["throughput"], lambda r: r >= 0.5),
+        "trellis_throughput_ge_2x_faststream": _goal(
+            ratios["faststream"]["throughput"], lambda r: r >= 2.0
+        ),
+    }
+    return {
+        "schema": 1,
+        "benchmark": "rpc",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "elapsed_s": round(elapsed, 2),
+        "environment": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": _cpus(),
+            "nats_server": find_nats_server().name,
+            "nats_py": importlib.metadata.version("nats-py"),
+            "pydantic": importlib.metadata.version("pydantic"),
+            "pynacl": importlib.metadata.version("pynacl"),
+            "faststream": fs_version,
+        },
+        "params": {
+            "calls": params.calls,
+            "conc_calls": params.conc_calls,
+            "warmup": params.warmup,
+            "rounds": params.rounds,
+            "inflight": params.inflight,
+        },
+        "results": results,
+        "ratios": {"trellis_vs_raw": ratios["raw"], "trellis_vs_faststream": ratios["faststream"]},
+        "goals": goals,
+    }
+
+
+def _goal(value: float | None, check: Callable[[float], bool]) -> bool | None:
+    return None if value is None else check(value)
+
+
+def _cpus() -> int | None:
+    import os
+
+    return os.cpu_count()
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _cell(value: Any, fmt: str = "{:,.0f}") -> str:
+    return "n/a" if value is None else fmt.format(value)
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The results as a markdown table (what bench/README.md includes)."""
+    p = report["params"]
+    env = report["environment"]
+    lines = [
+        f"Sequential: {p['calls']} calls after {p['warmup']} warm-up; concurrent: "
+        f"{p['conc_calls']} calls with {p['inflight']} in flight; median of {p['rounds']} "
+        f"round(s). Python {env['python']}, {env['cpus']} CPU(s), nats-py {env['nats_py']}, "
+        f"pydantic {env['pydantic']}, FastStream {env['faststream'] or 'n/a'}.",
+        "",
+        "| implementation | p50 (µs) | p99 (µs) | mean (µs) | throughput (req/s) "
+        "| p50 @64 (µs) | p99 @64 (µs) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name in IMPLEMENTATIONS:
+        r = report["results"].get(name)
+        if r is None:
+            continue
+        if not r.get("available"):
+            lines.append(f"| {name} | n/a | n/a | n/a | n/a | n/a | n/a |")
+            continue
+        lines.append(
+            f"| {name} | {_cell(r['seq_p50_us'])} | {_cell(r['seq_p99_us'])} "
+            f"| {_cell(r['seq_mean_us'])} | {_cell(r['throughput_rps'])} "
+            f"| {_cell(r['conc_p50_us'])} | {_cell(r['conc_p99_us'])} |"
+        )
+    rr = report["ratios"]["trellis_vs_raw"]
+    rf = report["ratios"]["trellis_vs_faststream"]
+    f2 = "{:.2f}x"
+    lines += [
+        "",
+        "| ratio | p50 latency | p99 latency | throughput |",
+        "|---|---:|---:|---:|",
+        f"| Trellis / raw | {_cell(rr['seq_p50'], f2)} | {_cell(rr['seq_p99'], f2)} "
+        f"| {_cell(rr['throughput'], f2)} |",
+        f"| Trellis / FastStream | {_cell(rf['seq_p50'], f2)} | {_cell(rf['seq_p99'], f2)} "
+        f"| {_cell(rf['throughput'], f2)} |",
+        "",
+        "Latency ratios below 1 mean Trellis is faster; throughput ratios above 1 mean Trellis "
+        "serves more requests per second.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def table(report: dict[str, Any]) -> str:
+    """A plain-text table for the terminal."""
+    head = f"{'':<12}{'p50 µs':>10}{'p99 µs':>10}{'mean µs':>10}{'req/s':>10}{'p99@64 µs':>12}"
+    lines = [head]
+    for name in IMPLEMENTATIONS:
+        r = report["results"].get(name)
+        if r is None:
+            continue
+        if not r.get("available"):
+            lines.append(f"{name:<12}{'(not available: ' + r.get('reason', '?') + ')'}")
+            continue
+        lines.append(
+            f"{name:<12}{r['seq_p50_us']:>10,.0f}{r['seq_p99_us']:>10,.0f}"
+            f"{r['seq_mean_us']:>10,.0f}{r['throughput_rps']:>10,.0f}{r['conc_p99_us']:>12,.0f}"
+        )
+    for label, key in (("raw", "trellis_vs_raw"), ("FastStream", "trellis_vs_faststream")):
+        r = report["ratios"][key]
+        lines.append(
+            f"Trellis/{label}: p50 {_cell(r['seq_p50'], '{:.2f}x')}, "
+            f"p99 {_cell(r['seq_p99'], '{:.2f}x')}, throughput {_cell(r['throughput'], '{:.2f}x')}"
+        )
+    goals = ", ".join(f"{k}={v}" for k, v in report["goals"].items())
+    lines.append(f"goals (measured, not asserted): {goals}")
+    return "\n".join(lines)
+
+
+def write_results(report: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / "rpc.json"
+    md_path = out_dir / "rpc.md"
+    json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    md_path.write_text(markdown(report), encoding="utf-8")
+    return json_path, md_path
+
+
+def update_readme(report: dict[str, Any], readme: Path = README) -> bool:
+    """Replace the block between the rpc-results markers in bench/README.md."""
+    text = readme.read_text(encoding="utf-8")
+    if README_START not in text or README_END not in text:
+        return False
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    block = f"{README_START}\n{markdown(report)}{README_END}"
+    readme.write_text(head + block + tail, encoding="utf-8")
+    return True
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="small counts, one round")
+    parser.add_argument("--json", action="store_true", help="print the JSON report to stdout")
+    parser.add_argument("--calls", type=int, help="sequential calls per round")
+    parser.add_argument("--conc-calls", type=int, help="concurrent calls per round")
+    parser.add_argument("--warmup", type=int, help="warm-up calls per round")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (median reported)")
+    parser.add_argument("--inflight", type=int, default=64, help="requests in flight")
+    parser.add_argument(
+        "--only", default=",".join(IMPLEMENTATIONS), help="comma list: raw,trellis,faststream"
+    )
+    parser.add_argument("--max-seconds", type=float, default=600.0, help="hard deadline")
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        help="where rpc.json/rpc.md go (default bench/results; --quick writes nothing unless set)",
+    )
+    parser.add_argument("--no-write", action="store_true", help="write no result files")
+    parser.add_argument(
+        "--update-readme", action="store_true", help="refresh the table in bench/README.md"
+    )
+    return parser.parse_args(argv)
+
+
+def params_from(args: argparse.Namespace) -> Params:
+    calls, conc, warmup, rounds = QUICK if args.quick else FULL
+    only = tuple(x.strip() for x in args.only.split(",") if x.strip())
+    unknown = set(only) - set(IMPLEMENTATIONS)
+    if unknown or "trellis" not in only:
+        raise SystemExit(f"--only must include trellis and name only {IMPLEMENTATIONS}")
+    result = Params(
+        calls=args.calls or calls,
+        conc_calls=args.conc_calls or conc,
+        warmup=args.warmup if args.warmup is not None else warmup,
+        rounds=args.rounds or rounds,
+        inflight=args.inflight,
+        max_seconds=args.max_seconds,
+        only=only,
+    )
+    if min(result.calls, result.conc_calls, result.rounds, result.inflight) < 1:
+        raise SystemExit("counts must be positive")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    params = params_from(args)
+
+    async def bounded() -> dict[str, Any]:
+        return await asyncio.wait_for(run(params), timeout=params.max_seconds)
+
+    report = asyncio.run(bounded())
+    out_dir = args.out_dir
+    if out_dir is None and not args.quick:
+        out_dir = RESULTS_DIR
+    if out_dir is not None and not args.no_write:
+        json_path, md_path = write_results(report, out_dir)
+        report_paths = f"wrote {json_path} and {md_path}"
+    else:
+        report_paths = "no result files written"
+    if args.update_readme:
+        update_readme(report)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(table(report))
+        print(report_paths)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

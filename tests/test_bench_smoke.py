@@ -1,0 +1,73 @@
+"""Smoke test for bench/rpc_bench.py: it runs end to end and writes sane structured output.
+
+Only the shape of the report is checked: no timing thresholds (the numbers depend on the
+machine).  The run talks to its own nats-server on a free 127.0.0.1 port.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FIGURES = (
+    "seq_p50_us",
+    "seq_p99_us",
+    "seq_mean_us",
+    "throughput_rps",
+    "conc_p50_us",
+    "conc_p99_us",
+)
+
+
+def test_rpc_bench_quick_run_produces_a_report(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.rpc_bench",
+            "--quick",
+            "--json",
+            "--calls=20",
+            "--conc-calls=64",
+            "--warmup=5",
+            "--rounds=1",
+            "--inflight=8",
+            "--max-seconds=120",
+            f"--out-dir={tmp_path}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout)
+    assert report["benchmark"] == "rpc"
+    assert report["params"]["calls"] == 20
+    results = report["results"]
+    assert set(results) == {"raw", "trellis", "faststream"}
+    for name in ("raw", "trellis"):
+        assert results[name]["available"] is True
+    for entry in results.values():
+        if not entry["available"]:
+            continue
+        for key in FIGURES:
+            assert isinstance(entry[key], float | int) and math.isfinite(entry[key])
+            assert entry[key] > 0
+        assert len(entry["rounds"]) == 1
+    for ratios in report["ratios"].values():
+        assert set(ratios) == {"seq_p50", "seq_p99", "throughput"}
+        for value in ratios.values():
+            assert value is None or value > 0
+    assert report["ratios"]["trellis_vs_raw"]["seq_p50"] is not None
+    assert all(v is None or isinstance(v, bool) for v in report["goals"].values())
+
+    saved = json.loads((tmp_path / "rpc.json").read_text(encoding="utf-8"))
+    assert saved["results"].keys() == results.keys()
+    table = (tmp_path / "rpc.md").read_text(encoding="utf-8")
+    assert "| implementation |" in table and "| trellis |" in table
