@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -21,10 +22,17 @@ from trellis.runtime.bundle import Bundle, init_bundle
 
 
 class Stack:
-    def __init__(self, bundle: Bundle, server: NatsServer, runtime: Runtime) -> None:
+    def __init__(
+        self,
+        bundle: Bundle,
+        server: NatsServer,
+        runtime: Runtime,
+        runtime_clock: Callable[[], float] = time.time,
+    ) -> None:
         self.bundle = bundle
         self.server = server
         self.runtime = runtime
+        self.runtime_clock = runtime_clock
         self._clients: list[NatsClient] = []
 
     @property
@@ -59,6 +67,25 @@ class Stack:
         )
         assert result.is_ok(), result
 
+    async def connect_with_token(self, token: str | None) -> NatsClient:
+        """Connect as the sentinel presenting ``token`` verbatim (``None``: no token at all)."""
+        nc = await nats.connect(
+            self.url,
+            user_credentials=str(self.bundle.sentinel_creds),
+            token=token,
+            allow_reconnect=False,
+            max_reconnect_attempts=0,
+            connect_timeout=5,
+        )
+        self._clients.append(nc)
+        return nc
+
+    async def start_new_runtime(self) -> Runtime:
+        """Start a fresh runtime on the same bundle and nats-server (after ``runtime.stop()``)."""
+        self.runtime = Runtime(self.bundle, clock=self.runtime_clock)
+        await self.runtime.start()
+        return self.runtime
+
     async def runtime_nc(self) -> NatsClient:
         nc = await nats.connect(self.url, user_credentials=str(self.bundle.runtime_creds))
         self._clients.append(nc)
@@ -73,16 +100,19 @@ class Stack:
 
 
 @asynccontextmanager
-async def running_stack(directory: Path) -> AsyncIterator[Stack]:
+async def running_stack(
+    directory: Path, *, clock: Callable[[], float] = time.time
+) -> AsyncIterator[Stack]:
+    """``clock`` is the runtime's clock (callout ``iat`` checks, RPC proof windows)."""
     bundle = init_bundle(directory)
     server = bundle.nats_server()
     await server.astart(ready_within=15)
-    runtime = Runtime(bundle)
-    stack = Stack(bundle, server, runtime)
+    runtime = Runtime(bundle, clock=clock)
+    stack = Stack(bundle, server, runtime, clock)
     try:
         await runtime.start()
         yield stack
     finally:
         await stack.close_clients()
-        await runtime.stop()
+        await stack.runtime.stop()
         await server.astop()

@@ -62,6 +62,8 @@ def platform_service_grants() -> tuple[str, ...]:
         f"$JS.API.STREAM.INFO.{stream}",
         f"$JS.API.CONSUMER.CREATE.{stream}",
         f"$JS.API.CONSUMER.CREATE.{stream}.>",
+        # nats-py's KV watcher asks for its ordered consumer's info right after creating it
+        f"$JS.API.CONSUMER.INFO.{stream}.>",
         f"$JS.API.CONSUMER.DELETE.{stream}.>",
         f"$JS.API.DIRECT.GET.{stream}.>",
         f"$JS.FC.{stream}.>",

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Any
+
+from nats.aio.msg import Msg
 
 from trellis.auth import iat_in_window, inbox_prefix, proof_input_for_hash, verify_signature
 from trellis.contracts import builtin as b
@@ -14,9 +18,38 @@ from trellis.result import Err, Ok, Result, TrellisError
 from trellis.runtime.connections import ConnectionTracker
 from trellis.runtime.install import Installer, InstallError
 from trellis.runtime.state import ControlPlane
-from trellis.service.rpc import RequestContext, RpcServer
+from trellis.service.rpc import RequestContext, RpcServer, _Method
+from trellis.wire import HEADER_SESSION_KEY
 
-__all__ = ["mount_auth", "mount_core"]
+__all__ = ["RuntimeRpcServer", "mount_auth", "mount_core"]
+
+log = logging.getLogger("trellis.runtime.rpcs")
+
+_SESSION_KEY = re.compile(r"^[A-Za-z0-9_-]{43}$")
+
+
+class RuntimeRpcServer(RpcServer):
+    """An :class:`RpcServer` that never answers outside the caller's own inbox.
+
+    NATS checks a publisher's right to the subject but not to the reply subject, and lets
+    the responder publish once to whatever reply it received.  The runtime's connection may
+    write the control-plane buckets, so answering (even with an error) to an arbitrary
+    reply would let any participant that may call one runtime RPC (every service may call
+    ``Auth.Requests.Validate``) make the runtime publish to ``$KV.trellis_principals.<key>``
+    or forge events.  A request whose reply subject is not under the inbox of the session
+    key it names gets no answer at all.
+    """
+
+    async def _serve(self, method: _Method, msg: Msg) -> None:
+        key = (msg.headers or {}).get(HEADER_SESSION_KEY) or ""
+        if not _SESSION_KEY.match(key) or not (msg.reply or "").startswith(inbox_prefix(key) + "."):
+            log.warning(
+                "dropped a request to %s: reply subject %r is not the caller's inbox",
+                msg.subject,
+                msg.reply,
+            )
+            return
+        await super()._serve(method, msg)
 
 
 def _refused(exc: InstallError) -> Err[TrellisError]:
