@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import pytest
 from examples.inventory.contract import inventory
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
@@ -420,11 +419,6 @@ async def test_a_service_resolves_callers_from_the_principals_bucket(tmp_path: P
             assert price == Price(sku="a", cents=100)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="trellis.service.rpc.RpcServer answers errors to any reply subject; the guard "
-    "added to the runtime (trellis.runtime.rpcs.RuntimeRpcServer) belongs in RpcServer._serve",
-)
 async def test_a_service_never_answers_outside_the_callers_inbox(tmp_path: Path) -> None:
     """The same reflection through an ordinary service: a service's response permission
     lets it publish once to any reply subject it receives, so billing could make pricing

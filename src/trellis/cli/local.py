@@ -180,9 +180,12 @@ async def _dev(bundle: Bundle, *, demo: bool, as_json: bool) -> int:
             out.print(f"[green]Ready[/] in {elapsed:.1f}s.")
             _print_info(info)
         if demo:
-            from trellis.cli.demo import run_demo
+            from trellis.cli.demo import DemoUnavailable, run_demo
 
-            ok = await run_demo(bundle, emit=not as_json)
+            try:
+                ok = await run_demo(bundle, emit=not as_json)
+            except DemoUnavailable as exc:
+                raise fail(str(exc)) from None
             if as_json:
                 emit_json({**info, "ready_seconds": round(elapsed, 2), "demo": ok})
             return 0 if ok["passed"] else 1

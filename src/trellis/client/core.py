@@ -137,7 +137,7 @@ async def connect_client(
             clock=clock,
             on_error=on_error,
         )
-    except Exception as exc:  # noqa: BLE001 - refused by the callout or NATS unreachable
+    except Exception as exc:
         raise ClientConnectError(
             TransportError(f"cannot connect to NATS: {exc}", code="trellis.request.denied")
         ) from exc

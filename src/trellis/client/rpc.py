@@ -108,7 +108,7 @@ class RpcClient:
         name: str,
         payload: BaseModel | Mapping[str, Any] | None = None,
         *,
-        timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 - the public per-call timeout
+        timeout: float = DEFAULT_TIMEOUT,
         traceparent: str | None = None,
     ) -> Result[Any, TrellisError]:
         """Call RPC ``name``: ``Ok(output)`` or ``Err(declared | TransportError | AuthError)``."""
@@ -187,9 +187,13 @@ class RpcClient:
             entry[0].set_result(msg)
 
     def fail_subject(self, subject: str, error: TrellisError) -> None:
-        """Fail every pending call to ``subject`` (used on NATS permission violations)."""
+        """Fail every pending call to ``subject`` (used on NATS permission violations).
+
+        Compared without case: nats-py lower-cases the server's error text, subject included.
+        """
+        wanted = subject.lower()
         for future, target in list(self._pending.values()):
-            if target == subject and not future.done():
+            if target.lower() == wanted and not future.done():
                 future.set_exception(error)
 
     def on_nats_error(self, message: str) -> None:

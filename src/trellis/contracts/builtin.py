@@ -229,9 +229,13 @@ class ConnectionKickInput(_Wire):
 
 
 class UserInfo(_Wire):
+    """A registered participant session: a key, the contract it connects with, its grants."""
+
     id: str
     name: str | None = None
-    email: str | None = None
+    session_key: str = Field(alias="sessionKey")
+    contract_id: str = Field(alias="contractId")
+    contract_digest: str = Field(alias="contractDigest")
     active: bool = True
     capabilities: list[str] = Field(default_factory=list)
 
@@ -245,9 +249,10 @@ class UserList(_Wire):
 
 
 class UserCreateInput(_Wire):
-    id: str
+    id: str = Field(pattern=r"^[a-z][a-z0-9._-]{0,62}$")
     name: str | None = None
-    email: str | None = None
+    session_key: str = Field(alias="sessionKey", pattern=r"^[A-Za-z0-9_-]{43}$")
+    contract: dict[str, Any]
     capabilities: list[str] = Field(default_factory=list)
 
 
@@ -255,6 +260,8 @@ class UserUpdateInput(_Wire):
     id: str
     active: bool | None = None
     capabilities: list[str] | None = None
+    grant: list[str] = Field(default_factory=list)
+    revoke: list[str] = Field(default_factory=list)
 
 
 class Deployment(_Wire):
@@ -355,9 +362,9 @@ trellis_auth = Contract(
         "Auth.Connections.List": rpc(ConnectionsListInput, ConnectionList, call=_ADMIN),
         "Auth.Connections.Kick": rpc(ConnectionKickInput, Ack, call=_ADMIN),
         "Auth.Users.List": rpc(Empty, UserList, call=_ADMIN),
-        "Auth.Users.Get": rpc(UserGetInput, UserInfo, call=_ADMIN),
-        "Auth.Users.Create": rpc(UserCreateInput, UserInfo, call=_ADMIN),
-        "Auth.Users.Update": rpc(UserUpdateInput, UserInfo, call=_ADMIN),
+        "Auth.Users.Get": rpc(UserGetInput, UserInfo, call=_ADMIN, errors=_DEPLOY_ERRORS),
+        "Auth.Users.Create": rpc(UserCreateInput, UserInfo, call=_ADMIN, errors=_DEPLOY_ERRORS),
+        "Auth.Users.Update": rpc(UserUpdateInput, UserInfo, call=_ADMIN, errors=_DEPLOY_ERRORS),
         "Auth.Deployments.Create": rpc(
             DeploymentCreateInput, DeploymentOutput, call=_ADMIN, errors=_DEPLOY_ERRORS
         ),

@@ -29,7 +29,7 @@ from trellis.runtime.connections import ConnectionTracker
 from trellis.runtime.http import create_app
 from trellis.runtime.install import Installer
 from trellis.runtime.permissions import required_user_capabilities
-from trellis.runtime.rpcs import RuntimeRpcServer, mount_auth, mount_core
+from trellis.runtime.rpcs import mount_auth, mount_core, mount_users
 from trellis.runtime.state import ControlPlane
 from trellis.service.rpc import RpcServer
 
@@ -112,14 +112,15 @@ class Runtime:
         self.tracker = tracker = ConnectionTracker(cp, nc, system, config.trellis.public_key)
         await tracker.start()
 
-        core = RuntimeRpcServer(
+        core = RpcServer(
             nc, builtin.trellis_core, self.principals, queue="trellis", clock=self._clock
         )
         mount_core(core, cp)
-        auth = RuntimeRpcServer(
+        auth = RpcServer(
             nc, builtin.trellis_auth, self.principals, queue="trellis", clock=self._clock
         )
         mount_auth(auth, cp, installer, tracker, self.principals.get, self._clock)
+        mount_users(auth, installer, tracker)
         for server in (core, auth):
             await server.start()
             self._servers.append(server)

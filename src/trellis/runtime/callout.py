@@ -261,6 +261,7 @@ class CalloutService:
                     active,
                     capabilities=principal.capabilities,
                     session_key=principal.session_key,
+                    rpc_checked_by_handler=True,
                 )
         except InsufficientPermissionsError:
             return CalloutDecision("insufficient_permissions")

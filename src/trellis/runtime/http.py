@@ -19,12 +19,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from trellis.auth import (
+    DOMAIN_BOOTSTRAP_CLIENT,
     DOMAIN_NATS_CONNECT,
     IAT_SKEW_SECONDS,
     iat_in_window,
     verify_domain_signature,
 )
 from trellis.nats.jwt import read_creds
+from trellis.principals import Principal
 from trellis.runtime.bundle import Bundle
 from trellis.runtime.state import ControlPlane
 
@@ -36,6 +38,19 @@ class BootstrapRequest(BaseModel):
 
     session_key: Annotated[str, Field(alias="sessionKey", pattern=r"^[A-Za-z0-9_-]{43}$")]
     contract_id: Annotated[str, Field(alias="contractId", min_length=1, max_length=200)]
+    contract_digest: Annotated[
+        str, Field(alias="contractDigest", pattern=r"^[A-Za-z0-9_-]{1,128}$")
+    ]
+    iat: StrictInt
+    sig: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{86}$")]
+
+
+class ClientBootstrapRequest(BaseModel):
+    """``POST /bootstrap/client``: signed with the ``bootstrap-client`` domain over ``iat``."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    session_key: Annotated[str, Field(alias="sessionKey", pattern=r"^[A-Za-z0-9_-]{43}$")]
     contract_digest: Annotated[
         str, Field(alias="contractDigest", pattern=r"^[A-Za-z0-9_-]{1,128}$")
     ]
@@ -105,18 +120,7 @@ def create_app(
             {
                 "status": "ready",
                 "serverNow": int(clock()),
-                "connectInfo": {
-                    "sessionKey": req.session_key,
-                    "contractId": principal.contract_id,
-                    "contractDigest": principal.contract_digest,
-                    "deployment": principal.name,
-                    "transports": {
-                        "native": {"natsServers": bundle.config.nats.servers},
-                        "websocket": {"natsServers": bundle.config.nats.websocket_servers},
-                    },
-                    "transport": {"sentinel": {"jwt": sentinel.jwt, "seed": sentinel.seed}},
-                    "auth": {"mode": "service_identity", "iatSkewSeconds": IAT_SKEW_SECONDS},
-                },
+                "connectInfo": connect_info(principal, "service_identity"),
                 "binding": {
                     "contractId": principal.contract_id,
                     "digest": principal.contract_digest,
@@ -124,6 +128,50 @@ def create_app(
                     if bindings
                     else {},
                 },
+            }
+        )
+
+    def connect_info(principal: Principal, mode: str) -> dict[str, Any]:
+        return {
+            "sessionKey": principal.session_key,
+            "contractId": principal.contract_id,
+            "contractDigest": principal.contract_digest,
+            "deployment": principal.name,
+            "transports": {
+                "native": {"natsServers": bundle.config.nats.servers},
+                "websocket": {"natsServers": bundle.config.nats.websocket_servers},
+            },
+            "transport": {"sentinel": {"jwt": sentinel.jwt, "seed": sentinel.seed}},
+            "auth": {"mode": mode, "iatSkewSeconds": IAT_SKEW_SECONDS},
+        }
+
+    @app.post("/bootstrap/client")
+    async def bootstrap_client(req: ClientBootstrapRequest) -> JSONResponse:
+        if not iat_in_window(req.iat, clock()):
+            return refuse(
+                400, "iat_out_of_range", f"iat must be within {IAT_SKEW_SECONDS}s of serverNow"
+            )
+        if not verify_domain_signature(
+            req.session_key, DOMAIN_BOOTSTRAP_CLIENT, str(req.iat), req.sig
+        ):
+            return refuse(400, "invalid_signature", "the signature does not verify")
+        principal = await cp.principals.get(req.session_key)
+        if principal is None or principal.kind != "user":
+            return refuse(404, "session_not_found", "this key is not registered (trellis user add)")
+        if principal.disabled:
+            return refuse(403, "user_inactive", f"user {principal.name!r} is inactive")
+        if principal.contract_digest != req.contract_digest:
+            return refuse(
+                409,
+                "contract_changed",
+                f"user {principal.name!r} is registered with {principal.contract_id} "
+                f"digest {principal.contract_digest}",
+            )
+        return JSONResponse(
+            {
+                "status": "ready",
+                "serverNow": int(clock()),
+                "connectInfo": connect_info(principal, "session_key"),
             }
         )
 

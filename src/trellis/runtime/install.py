@@ -10,6 +10,7 @@ streams are left in place for the operator to delete deliberately.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -235,8 +236,7 @@ class Installer:
             await self.cp.deployments.put(name, deployment)
             await self._write_principals(deployment)
         if disabled:
-            for key in deployment.instance_keys:
-                await kick(key)
+            await _kick_twice(kick, deployment.instance_keys)
         return deployment
 
     async def remove(self, name: str, kick: Kicker) -> Deployment:
@@ -259,8 +259,7 @@ class Installer:
             await self.cp.active.delete(active_key(deployment.contract_id))
             await self.cp.deployments.delete(name)
             await self.cp.bindings.delete(name)
-        for key in deployment.instance_keys:
-            await kick(key)
+        await _kick_twice(kick, deployment.instance_keys)
         return deployment
 
     async def _deployment(self, name: str) -> Deployment:
@@ -289,6 +288,77 @@ class Installer:
                     disabled=deployment.disabled,
                 ),
             )
+
+    # -- user and CLI sessions ----------------------------------------------------------
+
+    async def create_user(
+        self,
+        user_id: str,
+        session_key: str,
+        manifest: Mapping[str, Any],
+        capabilities: list[str],
+    ) -> Principal:
+        """Register a participant session key with its (cli/app/agent) contract and grants."""
+        _check_key(session_key)
+        async with self.cp.lock:
+            normalized, digest = await self._checked(manifest)
+            if normalized["kind"] == "service":
+                raise InstallError(
+                    "not_a_participant", "services are installed, not registered as users"
+                )
+            if await self._user(user_id) is not None:
+                raise InstallError("exists", f"user {user_id!r} exists; update it instead")
+            if await self.cp.principals.get(session_key) is not None:
+                raise InstallError("key_in_use", "that public key is already registered")
+            await self._check_activation(normalized, "")
+            await self._activate(normalized, digest, "")
+            principal = Principal(
+                session_key=session_key,
+                kind="user",
+                name=user_id,
+                contract_id=normalized["id"],
+                contract_digest=digest,
+                capabilities=tuple(sorted(set(capabilities))),
+            )
+            await self.cp.principals.put(session_key, principal)
+            return principal
+
+    async def update_user(
+        self,
+        user_id: str,
+        *,
+        active: bool | None,
+        capabilities: list[str] | None,
+        grant: list[str],
+        revoke: list[str],
+        kick: Kicker,
+    ) -> Principal:
+        """Change grants or the active flag; services see it through their principal cache."""
+        async with self.cp.lock:
+            principal = await self._user(user_id)
+            if principal is None:
+                raise InstallError("not_found", f"no user named {user_id!r}")
+            held = set(principal.capabilities if capabilities is None else capabilities)
+            held = (held | set(grant)) - set(revoke)
+            updated = principal.model_copy(
+                update={
+                    "capabilities": tuple(sorted(held)),
+                    "disabled": principal.disabled if active is None else not active,
+                }
+            )
+            await self.cp.principals.put(updated.session_key, updated)
+        if updated.disabled and not principal.disabled:
+            await kick(updated.session_key)
+        return updated
+
+    async def users(self) -> list[Principal]:
+        return sorted(
+            (p for p in await self.cp.principals.values() if p.kind == "user"),
+            key=lambda p: p.name,
+        )
+
+    async def _user(self, user_id: str) -> Principal | None:
+        return next((p for p in await self.users() if p.name == user_id), None)
 
     # -- resources --------------------------------------------------------------------
 
@@ -391,6 +461,28 @@ class Installer:
             await self.js.consumer_info(EVENTS_STREAM, consumer)
         except NotFoundError:
             await self.js.add_consumer(EVENTS_STREAM, config)
+
+
+async def _kick_twice(kick: Kicker, keys: list[str]) -> None:
+    """Kick now, and once more shortly after: a connection the callout admitted just before
+    the change is recorded only after its answer, and would otherwise escape the first pass."""
+    for key in keys:
+        await kick(key)
+
+    async def again() -> None:
+        await asyncio.sleep(1.0)
+        try:
+            for key in keys:
+                await kick(key)
+        except Exception:  # the runtime may be stopping; the callout refuses them anyway
+            log.debug("second kick pass failed", exc_info=True)
+
+    task = asyncio.create_task(again())
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
+
+
+_BACKGROUND: set[asyncio.Task[None]] = set()
 
 
 def _owned_subjects(manifest: Mapping[str, Any]) -> dict[str, str]:

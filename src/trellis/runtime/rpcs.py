@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable
 from typing import Any
-
-from nats.aio.msg import Msg
 
 from trellis.auth import iat_in_window, inbox_prefix, proof_input_for_hash, verify_signature
 from trellis.contracts import builtin as b
@@ -18,38 +15,11 @@ from trellis.result import Err, Ok, Result, TrellisError
 from trellis.runtime.connections import ConnectionTracker
 from trellis.runtime.install import Installer, InstallError
 from trellis.runtime.state import ControlPlane
-from trellis.service.rpc import RequestContext, RpcServer, _Method
-from trellis.wire import HEADER_SESSION_KEY
+from trellis.service.rpc import RequestContext, RpcServer
 
-__all__ = ["RuntimeRpcServer", "mount_auth", "mount_core"]
+__all__ = ["mount_auth", "mount_core", "mount_users"]
 
 log = logging.getLogger("trellis.runtime.rpcs")
-
-_SESSION_KEY = re.compile(r"^[A-Za-z0-9_-]{43}$")
-
-
-class RuntimeRpcServer(RpcServer):
-    """An :class:`RpcServer` that never answers outside the caller's own inbox.
-
-    NATS checks a publisher's right to the subject but not to the reply subject, and lets
-    the responder publish once to whatever reply it received.  The runtime's connection may
-    write the control-plane buckets, so answering (even with an error) to an arbitrary
-    reply would let any participant that may call one runtime RPC (every service may call
-    ``Auth.Requests.Validate``) make the runtime publish to ``$KV.trellis_principals.<key>``
-    or forge events.  A request whose reply subject is not under the inbox of the session
-    key it names gets no answer at all.
-    """
-
-    async def _serve(self, method: _Method, msg: Msg) -> None:
-        key = (msg.headers or {}).get(HEADER_SESSION_KEY) or ""
-        if not _SESSION_KEY.match(key) or not (msg.reply or "").startswith(inbox_prefix(key) + "."):
-            log.warning(
-                "dropped a request to %s: reply subject %r is not the caller's inbox",
-                msg.subject,
-                msg.reply,
-            )
-            return
-        await super()._serve(method, msg)
 
 
 def _refused(exc: InstallError) -> Err[TrellisError]:
@@ -306,6 +276,57 @@ def mount_auth(
         except InstallError as exc:
             return _refused(exc)
         return Ok(b.Ack())
+
+
+def mount_users(server: RpcServer, installer: Installer, tracker: ConnectionTracker) -> None:
+    """Registered participant sessions (CLIs, scripts, apps) and their capability grants."""
+
+    @server.handler("Auth.Users.Create")
+    async def create(req: b.UserCreateInput, ctx: RequestContext) -> Result[Any, TrellisError]:
+        try:
+            principal = await installer.create_user(
+                req.id, req.session_key, req.contract, req.capabilities
+            )
+        except InstallError as exc:
+            return _refused(exc)
+        return Ok(_user(principal))
+
+    @server.handler("Auth.Users.Update")
+    async def update(req: b.UserUpdateInput, ctx: RequestContext) -> Result[Any, TrellisError]:
+        try:
+            principal = await installer.update_user(
+                req.id,
+                active=req.active,
+                capabilities=req.capabilities,
+                grant=req.grant,
+                revoke=req.revoke,
+                kick=tracker.kick,
+            )
+        except InstallError as exc:
+            return _refused(exc)
+        return Ok(_user(principal))
+
+    @server.handler("Auth.Users.List")
+    async def list_users(_: b.Empty, ctx: RequestContext) -> Result[Any, TrellisError]:
+        return Ok(b.UserList(users=[_user(p) for p in await installer.users()]))
+
+    @server.handler("Auth.Users.Get")
+    async def get(req: b.UserGetInput, ctx: RequestContext) -> Result[Any, TrellisError]:
+        found = next((p for p in await installer.users() if p.name == req.id), None)
+        if found is None:
+            return _refused(InstallError("not_found", f"no user named {req.id!r}"))
+        return Ok(_user(found))
+
+
+def _user(principal: Principal) -> b.UserInfo:
+    return b.UserInfo(
+        id=principal.name,
+        session_key=principal.session_key,
+        contract_id=principal.contract_id,
+        contract_digest=principal.contract_digest,
+        active=not principal.disabled,
+        capabilities=list(principal.capabilities),
+    )
 
 
 def _instance(name: str, key: str, disabled: bool) -> b.InstanceInfo:

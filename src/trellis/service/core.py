@@ -195,6 +195,10 @@ class TrellisService:
             )
         self.kv = KvNamespace(handles)
         self.streams = {b["alias"]: list(b["subjects"]) for b in resources.get("streams") or []}
+
+    def _build_consumers(self) -> None:
+        """One pull loop per declared group that has a handler (mounted before ``start``)."""
+        resources = self.info.resources
         for binding in resources.get("eventConsumers") or []:
             group = binding["group"]
             handler = self._consumer_handlers.get(group)
@@ -211,9 +215,15 @@ class TrellisService:
                 concurrency=group_spec.concurrency,
                 backoff_ms=group_spec.backoff_ms or (1000, 5000, 30000),
             )
+        missing = set(self._consumer_handlers) - set(self._consumers)
+        if missing:
+            log.warning(
+                "no consumer provisioned for group(s) %s; reinstall the service", sorted(missing)
+            )
 
     async def start(self) -> None:
-        """Open resources and start serving RPCs, consumer groups and heartbeats."""
+        """Start serving RPCs, consumer groups and heartbeats."""
+        self._build_consumers()
         await self.principals.start(self.js)
         await self._server.start()
         for consumer in self._consumers.values():
@@ -261,7 +271,7 @@ class TrellisService:
             try:
                 ok = await check()
                 error = None
-            except Exception as exc:  # noqa: BLE001 - a failing check is reported, not raised
+            except Exception as exc:
                 ok, error = False, str(exc)
             healthy = healthy and ok
             entry: dict[str, Any] = {
@@ -338,7 +348,7 @@ async def connect_service(
             name=f"{info.deployment}:{key.public_key[:8]}",
             on_error=on_error,
         )
-    except Exception as exc:  # noqa: BLE001 - refused by the callout, unreachable NATS...
+    except Exception as exc:
         raise ServiceConnectError(
             TransportError(f"cannot connect to NATS: {exc}", code="trellis.request.denied")
         ) from exc

@@ -25,9 +25,9 @@ from typing import Any
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.client import JetStreamContext
 from nats.js.errors import NoStreamResponseError
-from nats.errors import TimeoutError as NatsTimeoutError
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
@@ -103,13 +103,10 @@ def filter_subject(definition: EventDefinition, filters: Mapping[str, Any]) -> s
     subject = definition.template
     for pointer in definition.params:
         value = filters.get(pointer)
-        if value is None:
-            token = "*"
-        else:
-            token = str(value)
-            if not _TOKEN.match(token):
-                raise ValueError(f"{pointer} = {token!r} cannot be a subject token")
-        subject = subject.replace("{" + pointer + "}", token, 1)
+        part = "*" if value is None else str(value)
+        if value is not None and not _TOKEN.match(part):
+            raise ValueError(f"{pointer} = {part!r} cannot be a subject token")
+        subject = subject.replace("{" + pointer + "}", part, 1)
     unknown = set(filters) - set(definition.params)
     if unknown:
         raise ValueError(f"{definition.name} has no params {sorted(unknown)}")
@@ -159,7 +156,7 @@ async def publish_event(
         return Err(
             TransportError("the event was not acknowledged in time", code="trellis.request.failed")
         )
-    except Exception as exc:  # noqa: BLE001 - permission violations, closed connection...
+    except Exception as exc:
         return Err(
             TransportError(
                 f"publishing {definition.name} failed: {exc}", code="trellis.request.failed"
@@ -236,11 +233,11 @@ class EventConsumer:
         while not self._stopping.is_set():
             try:
                 msgs = await self._sub.fetch(self._concurrency, timeout=1.0)
-            except (NatsTimeoutError, asyncio.TimeoutError):
+            except (TimeoutError, NatsTimeoutError):
                 continue
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - connection trouble: back off and retry
+            except Exception as exc:
                 log.warning("consumer group %s: fetch failed: %s", self.group, exc)
                 await asyncio.sleep(1.0)
                 continue

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -48,6 +49,8 @@ from trellis.wire import (
 __all__ = ["Handler", "PrincipalLookup", "ReplayGuard", "RequestContext", "RpcServer"]
 
 log = logging.getLogger("trellis.service")
+
+_SESSION_KEY = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 class PrincipalLookup(Protocol):
@@ -115,7 +118,6 @@ class RpcServer:
         queue: str | None = None,
         max_concurrency: int = 64,
         clock: Callable[[], float] = time.time,
-        check_inbox: bool = True,
     ) -> None:
         self._nc = nc
         self._contract = contract
@@ -123,7 +125,6 @@ class RpcServer:
         self._queue = queue or contract.id
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._clock = clock
-        self._check_inbox = check_inbox
         self._replay = ReplayGuard()
         self._subs: list[Subscription] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -191,7 +192,14 @@ class RpcServer:
         return on_message
 
     async def _serve(self, method: _Method, msg: Msg) -> None:
-        if not msg.reply:
+        if not self._reply_is_callers_inbox(msg):
+            # NATS checks the right to publish a request but not its reply subject, and the
+            # responder may publish once to whatever reply it got: answering anything else
+            # would let a caller make this service write into KV, events, other inboxes...
+            log.warning(
+                "dropped a request to %s: its reply subject is not the caller's inbox",
+                msg.subject,
+            )
             return
         async with self._semaphore:
             try:
@@ -209,6 +217,16 @@ class RpcServer:
                     await self._nc.publish(msg.reply, body, headers=headers)
             except Exception:  # the caller may be gone; nothing to answer
                 log.debug("could not reply to %s", method.name, exc_info=True)
+
+    @staticmethod
+    def _reply_is_callers_inbox(msg: Msg) -> bool:
+        key = (msg.headers or {}).get(HEADER_SESSION_KEY) or ""
+        return (
+            len(key) == 43
+            and bool(msg.reply)
+            and msg.reply.startswith(inbox_prefix(key) + ".")
+            and _SESSION_KEY.fullmatch(key) is not None
+        )
 
     async def _handle(self, method: _Method, msg: Msg) -> Ok[Any] | Err[TrellisError]:
         headers = msg.headers or {}
@@ -233,12 +251,6 @@ class RpcServer:
             )
         if not verify_rpc_proof(session_key, proof, msg.subject, msg.data, iat, request_id):
             return Err(AuthError("request proof does not verify", reason="invalid_signature"))
-        if self._check_inbox and not msg.reply.startswith(inbox_prefix(session_key) + "."):
-            return Err(
-                AuthError(
-                    "reply subject is not the caller's inbox", reason="reply_subject_mismatch"
-                )
-            )
         if not self._replay.first_use(session_key, request_id, now):
             return Err(AuthError("request id was already used", reason="invalid_signature"))
         principal = self._principals.get(session_key)
