@@ -172,9 +172,10 @@ def canonical_cmd(
 
 
 def _register() -> None:
-    from trellis.cli import local, service
+    from trellis.cli import local, service, users
 
     app.add_typer(service.app, name="service")
+    app.add_typer(users.app, name="user")
     local.register(app)
 
 

@@ -169,8 +169,9 @@ def show(
     home: HomeOption = DEFAULT_HOME,
     as_json: JsonFlag = False,
 ) -> None:
-    """Show one deployment and its live connections."""
-    deployment = _call(home, "Auth.Deployments.Get", {"name": name}).deployment
+    """Show one deployment: its instances, their liveness (heartbeats) and live connections."""
+    got = _call(home, "Auth.Deployments.Get", {"name": name})
+    deployment = got.deployment
     connections = []
     for key in deployment.instance_keys:
         listed = _call(home, "Auth.Connections.List", {"sessionKey": key})
@@ -179,11 +180,20 @@ def show(
         emit_json(
             {
                 **_deployment_json(deployment),
+                "health": [h.model_dump(mode="json", by_alias=True) for h in got.health],
                 "connections": [c.model_dump(mode="json", by_alias=True) for c in connections],
             }
         )
         return
     _show(deployment, False)
+    if not got.health:
+        out.print("  liveness  [yellow]no heartbeat in the last 90 s[/]")
+    for h in got.health:
+        color = "green" if h.status == "healthy" else "red"
+        out.print(
+            f"  liveness  {h.instance_id}… [{color}]{h.status}[/] (last heartbeat {h.seen_at})",
+            highlight=False,
+        )
     out.print(f"  connected {len(connections)} connection(s)")
     for c in connections:
         out.print(f"    {c.session_key[:16]}… since {c.connected_at}", highlight=False)

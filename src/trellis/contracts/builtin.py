@@ -24,6 +24,7 @@ __all__ = [
     "DeploymentError",
     "EventHeader",
     "HealthHeartbeat",
+    "InstanceHealth",
     "trellis_auth",
     "trellis_cli",
     "trellis_core",
@@ -288,8 +289,22 @@ class DeploymentList(_Wire):
     deployments: list[Deployment]
 
 
+class InstanceHealth(_Wire):
+    """The latest ``Health.Heartbeat`` of one service instance."""
+
+    name: str
+    instance_id: str = Field(alias="instanceId")
+    status: Literal["healthy", "unhealthy", "degraded"]
+    seen_at: str = Field(alias="seenAt")
+    started_at: str = Field(alias="startedAt")
+    contract_digest: str = Field(alias="contractDigest")
+    summary: str | None = None
+
+
 class DeploymentOutput(_Wire):
     deployment: Deployment
+    #: instances that sent a heartbeat in the last 90 s (liveness)
+    health: list[InstanceHealth] = Field(default_factory=list)
 
 
 class InstanceInput(_Wire):

@@ -26,6 +26,7 @@ from trellis.principals import Principal, PrincipalCache
 from trellis.runtime.bundle import Bundle
 from trellis.runtime.callout import CalloutService
 from trellis.runtime.connections import ConnectionTracker
+from trellis.runtime.health import HealthMonitor
 from trellis.runtime.http import create_app
 from trellis.runtime.install import Installer
 from trellis.runtime.permissions import required_user_capabilities
@@ -71,6 +72,7 @@ class Runtime:
         self.cp: ControlPlane | None = None
         self.installer: Installer | None = None
         self.tracker: ConnectionTracker | None = None
+        self.health: HealthMonitor | None = None
 
     @property
     def ready(self) -> bool:
@@ -119,7 +121,9 @@ class Runtime:
         auth = RpcServer(
             nc, builtin.trellis_auth, self.principals, queue="trellis", clock=self._clock
         )
-        mount_auth(auth, cp, installer, tracker, self.principals.get, self._clock)
+        self.health = HealthMonitor(cp, nc)
+        await self.health.start()
+        mount_auth(auth, cp, installer, tracker, self.principals.get, self.health, self._clock)
         mount_users(auth, installer, tracker)
         for server in (core, auth):
             await server.start()
@@ -181,6 +185,8 @@ class Runtime:
                 await asyncio.wait_for(self._http_task, timeout=5)
         if self.tracker is not None:
             await self.tracker.stop()
+        if self.health is not None:
+            await self.health.stop()
         await self.principals.stop()
         for nc in reversed(self._connections):
             with contextlib.suppress(Exception):

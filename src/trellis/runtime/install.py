@@ -179,10 +179,10 @@ class Installer:
                     f"deployment {name!r} implements {existing.contract_id}, "
                     f"not {normalized['id']}",
                 )
+            await self._check_activation(normalized, name)
             owner = await self._key_owner(public_key)
             if owner is not None and owner != name:
                 raise InstallError("key_in_use", f"that public key belongs to deployment {owner!r}")
-            await self._check_activation(normalized, name)
             bindings = await self._provision(normalized, name)
             await self._activate(normalized, digest, name)
             keys = list(existing.instance_keys) if existing else []

@@ -13,6 +13,7 @@ from trellis.encoding import b64url_decode, sha256
 from trellis.principals import Principal
 from trellis.result import Err, Ok, Result, TrellisError
 from trellis.runtime.connections import ConnectionTracker
+from trellis.runtime.health import HealthMonitor
 from trellis.runtime.install import Installer, InstallError
 from trellis.runtime.state import ControlPlane
 from trellis.service.rpc import RequestContext, RpcServer
@@ -95,6 +96,7 @@ def mount_auth(
     installer: Installer,
     tracker: ConnectionTracker,
     lookup: Callable[[str], Principal | None],
+    health: HealthMonitor,
     clock: Callable[[], float] = time.time,
 ) -> None:
     @server.handler("Auth.Requests.Validate")
@@ -212,7 +214,9 @@ def mount_auth(
         deployment = await cp.deployments.get(req.name)
         if deployment is None:
             return _refused(InstallError("not_found", f"no deployment named {req.name!r}"))
-        return Ok(b.DeploymentOutput(deployment=deployment))
+        return Ok(
+            b.DeploymentOutput(deployment=deployment, health=await health.instances(req.name))
+        )
 
     @server.handler("Auth.Deployments.Enable")
     async def enable(req: b.DeploymentNameInput, ctx: RequestContext) -> Result[Any, TrellisError]:

@@ -12,6 +12,7 @@ bucket                    key                         value
 ``trellis_bindings``      deployment name             physical resource names per alias
 ``trellis_principals``    session key                 who the key is and its capabilities
 ``trellis_connections``   ``<sessionKey>.<userNkey>`` server and client ids (TTL 2 h)
+``trellis_heartbeats``    ``<deployment>.<instance>`` latest heartbeat (TTL 90 s)
 ========================  ==========================  =====================================
 """
 
@@ -29,7 +30,7 @@ from nats.js.errors import BucketNotFoundError, KeyNotFoundError
 from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict, Field
 
-from trellis.contracts.builtin import Deployment
+from trellis.contracts.builtin import Deployment, InstanceHealth
 from trellis.principals import PRINCIPALS_BUCKET, Principal
 from trellis.runtime.permissions import ServiceBindings
 
@@ -47,6 +48,8 @@ __all__ = [
 M = TypeVar("M", bound=BaseModel)
 
 CONNECTION_TTL_SECONDS = 2 * 3600
+#: three missed 30 s heartbeats and an instance no longer counts as alive
+HEARTBEAT_TTL_SECONDS = 90
 
 
 def now_iso() -> str:
@@ -160,6 +163,7 @@ class ControlPlane:
         self.bindings: Table[ServiceBindings] = tables["bindings"]
         self.principals: Table[Principal] = tables["principals"]
         self.connections: Table[Connection] = tables["connections"]
+        self.heartbeats: Table[InstanceHealth] = tables["heartbeats"]
         self.lock = asyncio.Lock()  # serializes installs within one runtime process
 
     @classmethod
@@ -171,6 +175,7 @@ class ControlPlane:
             "bindings": ("trellis_bindings", ServiceBindings, 5, 0),
             "principals": (PRINCIPALS_BUCKET, Principal, 1, 0),
             "connections": ("trellis_connections", Connection, 1, CONNECTION_TTL_SECONDS),
+            "heartbeats": ("trellis_heartbeats", InstanceHealth, 1, HEARTBEAT_TTL_SECONDS),
         }
         tables: dict[str, Table[Any]] = {}
         for name, (bucket, model, history, ttl) in specs.items():
