@@ -13,6 +13,7 @@ import nacl.exceptions
 import nacl.signing
 
 from trellis.encoding import b64url_decode, b64url_encode, sha256
+from trellis.files import write_secret_file
 
 __all__ = [
     "DOMAIN_BIND_FLOW",
@@ -128,23 +129,3 @@ def verify_signature(public_key: str, message: bytes, signature: str) -> bool:
 
 def verify_domain_signature(public_key: str, domain: str, value: str, signature: str) -> bool:
     return verify_signature(public_key, domain_digest(domain, value), signature)
-
-
-def write_secret_file(
-    path: str | os.PathLike[str], content: str | bytes, *, overwrite: bool = False
-) -> Path:
-    """Create ``path`` with mode 0600 (never widened, even briefly) and write ``content``."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
-    try:
-        fd = os.open(target, flags, 0o600)
-    except FileExistsError:
-        raise FileExistsError(f"{target} already exists; refusing to overwrite a secret") from None
-    try:
-        os.fchmod(fd, 0o600)
-        data = content.encode("utf-8") if isinstance(content, str) else content
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    return target

@@ -28,6 +28,7 @@ import nacl.signing
 import nkeys
 
 from trellis.encoding import b64url_decode, b64url_encode
+from trellis.files import write_secret_file
 
 __all__ = [
     "AUTHORIZATION_REQUEST_AUDIENCE",
@@ -821,34 +822,6 @@ def callout_deny(
 
 
 # --------------------------------------------------------------------------- files
-
-
-def write_secret_file(
-    path: str | os.PathLike[str], data: str | bytes, *, overwrite: bool = False
-) -> Path:
-    """Write ``data`` to a new file created with mode 0600 (never chmod-ed afterwards).
-
-    With ``overwrite`` the data goes to a fresh 0600 temporary file that then replaces
-    ``path`` atomically; otherwise an existing file is an error (``FileExistsError``).
-    """
-    target = Path(path)
-    payload = data.encode("utf-8") if isinstance(data, str) else data
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    destination = target
-    if overwrite:
-        destination = target.with_name(f".{target.name}.{os.getpid()}.{time.time_ns()}.tmp")
-    fd = os.open(destination, flags, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except BaseException:
-        destination.unlink(missing_ok=True)
-        raise
-    if overwrite:
-        os.replace(destination, target)
-    return target
 
 
 @dataclass(frozen=True)

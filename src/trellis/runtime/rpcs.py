@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from trellis.auth import iat_in_window, inbox_prefix, proof_input_for_hash, verify_signature
@@ -177,149 +177,117 @@ def mount_auth(
     ) -> Result[Any, TrellisError]:
         return Ok(b.Ack(success=await tracker.kick_user_nkey(req.user_nkey) > 0))
 
-    @server.handler("Auth.Deployments.Create")
-    async def create(
-        req: b.DeploymentCreateInput, ctx: RequestContext
-    ) -> Result[Any, TrellisError]:
-        try:
-            deployment = await installer.install(req.contract, req.name, req.public_key)
-        except InstallError as exc:
-            return _refused(exc)
-        return Ok(b.DeploymentOutput(deployment=deployment))
+    async def get_deployment(req: b.DeploymentNameInput, _: RequestContext) -> Any:
+        deployment = await cp.deployments.get(req.name)
+        if deployment is None:
+            raise InstallError("not_found", f"no deployment named {req.name!r}")
+        return b.DeploymentOutput(deployment=deployment, health=await health.instances(req.name))
 
-    @server.handler("Auth.Deployments.Upgrade")
-    async def upgrade(
-        req: b.DeploymentCreateInput, ctx: RequestContext
-    ) -> Result[Any, TrellisError]:
-        try:
-            deployment = await installer.install(
-                req.contract, req.name, req.public_key, upgrade=True
-            )
-        except InstallError as exc:
-            return _refused(exc)
-        return Ok(b.DeploymentOutput(deployment=deployment))
+    async def list_instances(req: b.DeploymentNameInput, _: RequestContext) -> Any:
+        deployment = await cp.deployments.get(req.name)
+        if deployment is None:
+            raise InstallError("not_found", f"no deployment named {req.name!r}")
+        keys = deployment.instance_keys
+        return b.InstanceList(instances=[_instance(req.name, k, deployment.disabled) for k in keys])
+
+    actions: dict[str, Action] = {
+        "Auth.Deployments.Create": lambda req, _: installer.install(
+            req.contract, req.name, req.public_key
+        ),
+        "Auth.Deployments.Upgrade": lambda req, _: installer.install(
+            req.contract, req.name, req.public_key, upgrade=True
+        ),
+        "Auth.Deployments.Get": get_deployment,
+        "Auth.Deployments.Enable": lambda req, _: installer.set_disabled(
+            req.name, False, tracker.kick
+        ),
+        "Auth.Deployments.Disable": lambda req, _: installer.set_disabled(
+            req.name, True, tracker.kick
+        ),
+        "Auth.Deployments.Remove": lambda req, _: installer.remove(req.name, tracker.kick),
+        "Auth.ServiceInstances.Provision": lambda req, _: installer.add_instance_key(
+            req.name, req.instance_key
+        ),
+        "Auth.ServiceInstances.List": list_instances,
+        "Auth.ServiceInstances.Remove": lambda req, _: installer.remove_instance_key(
+            req.name, req.instance_key, tracker.kick
+        ),
+    }
+    outputs: dict[str, Callable[[Any, Any], Any]] = {
+        "Auth.Deployments.Remove": lambda _req, _out: b.Ack(),
+        "Auth.ServiceInstances.Remove": lambda _req, _out: b.Ack(),
+        "Auth.ServiceInstances.Provision": lambda req, _out: _instance(
+            req.name, req.instance_key, False
+        ),
+    }
+    for name, action in actions.items():
+        server.mount(name, _admin_action(action, outputs.get(name)))
 
     @server.handler("Auth.Deployments.List")
     async def deployments_list(_: b.Empty, ctx: RequestContext) -> Result[Any, TrellisError]:
-        return Ok(
-            b.DeploymentList(
-                deployments=sorted(await cp.deployments.values(), key=lambda d: d.name)
-            )
-        )
+        deployments = sorted(await cp.deployments.values(), key=lambda d: d.name)
+        return Ok(b.DeploymentList(deployments=deployments))
 
-    @server.handler("Auth.Deployments.Get")
-    async def deployments_get(
-        req: b.DeploymentNameInput, ctx: RequestContext
-    ) -> Result[Any, TrellisError]:
-        deployment = await cp.deployments.get(req.name)
-        if deployment is None:
-            return _refused(InstallError("not_found", f"no deployment named {req.name!r}"))
-        return Ok(
-            b.DeploymentOutput(deployment=deployment, health=await health.instances(req.name))
-        )
 
-    @server.handler("Auth.Deployments.Enable")
-    async def enable(req: b.DeploymentNameInput, ctx: RequestContext) -> Result[Any, TrellisError]:
+Action = Callable[[Any, RequestContext], Awaitable[Any]]
+
+
+def _admin_action(
+    action: Action, output: Callable[[Any, Any], Any] | None = None
+) -> Callable[[Any, RequestContext], Awaitable[Result[Any, TrellisError]]]:
+    """A handler running an admin action: refusals become ``Err(DeploymentError)``; a bare
+    ``Deployment`` result is wrapped as ``DeploymentOutput``."""
+
+    async def handler(req: Any, ctx: RequestContext) -> Result[Any, TrellisError]:
         try:
-            return Ok(
-                b.DeploymentOutput(
-                    deployment=await installer.set_disabled(req.name, False, tracker.kick)
-                )
-            )
+            result = await action(req, ctx)
         except InstallError as exc:
             return _refused(exc)
+        if output is not None:
+            return Ok(output(req, result))
+        if isinstance(result, b.Deployment):
+            return Ok(b.DeploymentOutput(deployment=result))
+        return Ok(result)
 
-    @server.handler("Auth.Deployments.Disable")
-    async def disable(req: b.DeploymentNameInput, ctx: RequestContext) -> Result[Any, TrellisError]:
-        try:
-            return Ok(
-                b.DeploymentOutput(
-                    deployment=await installer.set_disabled(req.name, True, tracker.kick)
-                )
-            )
-        except InstallError as exc:
-            return _refused(exc)
-
-    @server.handler("Auth.Deployments.Remove")
-    async def remove(req: b.DeploymentNameInput, ctx: RequestContext) -> Result[Any, TrellisError]:
-        try:
-            await installer.remove(req.name, tracker.kick)
-        except InstallError as exc:
-            return _refused(exc)
-        return Ok(b.Ack())
-
-    @server.handler("Auth.ServiceInstances.Provision")
-    async def provision(req: b.InstanceInput, ctx: RequestContext) -> Result[Any, TrellisError]:
-        try:
-            await installer.add_instance_key(req.name, req.instance_key)
-        except InstallError as exc:
-            return _refused(exc)
-        return Ok(_instance(req.name, req.instance_key, False))
-
-    @server.handler("Auth.ServiceInstances.List")
-    async def instances(
-        req: b.DeploymentNameInput, ctx: RequestContext
-    ) -> Result[Any, TrellisError]:
-        deployment = await cp.deployments.get(req.name)
-        if deployment is None:
-            return _refused(InstallError("not_found", f"no deployment named {req.name!r}"))
-        return Ok(
-            b.InstanceList(
-                instances=[
-                    _instance(req.name, k, deployment.disabled) for k in deployment.instance_keys
-                ]
-            )
-        )
-
-    @server.handler("Auth.ServiceInstances.Remove")
-    async def instance_remove(
-        req: b.InstanceInput, ctx: RequestContext
-    ) -> Result[Any, TrellisError]:
-        try:
-            await installer.remove_instance_key(req.name, req.instance_key, tracker.kick)
-        except InstallError as exc:
-            return _refused(exc)
-        return Ok(b.Ack())
+    return handler
 
 
 def mount_users(server: RpcServer, installer: Installer, tracker: ConnectionTracker) -> None:
     """Registered participant sessions (CLIs, scripts, apps) and their capability grants."""
 
-    @server.handler("Auth.Users.Create")
-    async def create(req: b.UserCreateInput, ctx: RequestContext) -> Result[Any, TrellisError]:
-        try:
-            principal = await installer.create_user(
-                req.id, req.session_key, req.contract, req.capabilities
-            )
-        except InstallError as exc:
-            return _refused(exc)
-        return Ok(_user(principal))
-
-    @server.handler("Auth.Users.Update")
-    async def update(req: b.UserUpdateInput, ctx: RequestContext) -> Result[Any, TrellisError]:
-        try:
-            principal = await installer.update_user(
-                req.id,
-                active=req.active,
-                capabilities=req.capabilities,
-                grant=req.grant,
-                revoke=req.revoke,
-                kick=tracker.kick,
-            )
-        except InstallError as exc:
-            return _refused(exc)
-        return Ok(_user(principal))
-
-    @server.handler("Auth.Users.List")
-    async def list_users(_: b.Empty, ctx: RequestContext) -> Result[Any, TrellisError]:
-        return Ok(b.UserList(users=[_user(p) for p in await installer.users()]))
-
-    @server.handler("Auth.Users.Get")
-    async def get(req: b.UserGetInput, ctx: RequestContext) -> Result[Any, TrellisError]:
+    async def get_user(req: b.UserGetInput, _: RequestContext) -> Any:
         found = next((p for p in await installer.users() if p.name == req.id), None)
         if found is None:
-            return _refused(InstallError("not_found", f"no user named {req.id!r}"))
-        return Ok(_user(found))
+            raise InstallError("not_found", f"no user named {req.id!r}")
+        return _user(found)
+
+    async def create_user(req: b.UserCreateInput, _: RequestContext) -> Any:
+        principal = await installer.create_user(
+            req.id, req.session_key, req.contract, req.capabilities
+        )
+        return _user(principal)
+
+    async def update_user(req: b.UserUpdateInput, _: RequestContext) -> Any:
+        principal = await installer.update_user(
+            req.id,
+            active=req.active,
+            capabilities=req.capabilities,
+            grant=req.grant,
+            revoke=req.revoke,
+            kick=tracker.kick,
+        )
+        return _user(principal)
+
+    async def list_users(_req: b.Empty, _: RequestContext) -> Any:
+        return b.UserList(users=[_user(p) for p in await installer.users()])
+
+    for name, action in (
+        ("Auth.Users.Get", get_user),
+        ("Auth.Users.Create", create_user),
+        ("Auth.Users.Update", update_user),
+        ("Auth.Users.List", list_users),
+    ):
+        server.mount(name, _admin_action(action))
 
 
 def _user(principal: Principal) -> b.UserInfo:
