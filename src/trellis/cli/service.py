@@ -118,6 +118,16 @@ def _manifest(source: str) -> dict[str, Any]:
         raise fail(str(exc), 1) from None
 
 
+def _deploy(
+    rpc: str, verb: str, contract: str, name: str, public_key: str, home: Path, as_json: bool
+) -> None:
+    payload = {"name": name, "contract": _manifest(contract), "publicKey": public_key}
+    result = _call(home, rpc, payload)
+    if not as_json:
+        out.print(f"[green]{verb}[/] {name}")
+    _show(result.deployment, as_json)
+
+
 @app.command("install")
 def install(
     contract: ContractArg,
@@ -127,11 +137,7 @@ def install(
     as_json: JsonFlag = False,
 ) -> None:
     """Install a service: validate its contract, provision its resources, authorize its key."""
-    payload = {"name": name, "contract": _manifest(contract), "publicKey": public_key}
-    result = _call(home, "Auth.Deployments.Create", payload)
-    if not as_json:
-        out.print(f"[green]installed[/] {name}")
-    _show(result.deployment, as_json)
+    _deploy("Auth.Deployments.Create", "installed", contract, name, public_key, home, as_json)
 
 
 @app.command("upgrade")
@@ -143,11 +149,7 @@ def upgrade(
     as_json: JsonFlag = False,
 ) -> None:
     """Install a new, compatible digest of a deployed service's contract."""
-    payload = {"name": name, "contract": _manifest(contract), "publicKey": public_key}
-    result = _call(home, "Auth.Deployments.Upgrade", payload)
-    if not as_json:
-        out.print(f"[green]upgraded[/] {name}")
-    _show(result.deployment, as_json)
+    _deploy("Auth.Deployments.Upgrade", "upgraded", contract, name, public_key, home, as_json)
 
 
 @app.command("list")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -50,6 +51,10 @@ def add(
     _print(_call(home, "Auth.Users.Create", payload), as_json)
 
 
+def _update(user_id: str, change: dict[str, Any], home: Path, as_json: bool) -> None:
+    _print(_call(home, "Auth.Users.Update", {"id": user_id, **change}), as_json)
+
+
 @app.command("grant")
 def grant_cmd(
     user_id: UserArg,
@@ -58,7 +63,7 @@ def grant_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Grant capabilities; takes effect on the user's next call, without reconnecting."""
-    _print(_call(home, "Auth.Users.Update", {"id": user_id, "grant": capabilities}), as_json)
+    _update(user_id, {"grant": capabilities}, home, as_json)
 
 
 @app.command("revoke")
@@ -69,19 +74,19 @@ def revoke_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Revoke capabilities; the user's next call is refused."""
-    _print(_call(home, "Auth.Users.Update", {"id": user_id, "revoke": capabilities}), as_json)
+    _update(user_id, {"revoke": capabilities}, home, as_json)
 
 
 @app.command("disable")
 def disable(user_id: UserArg, home: HomeOption = DEFAULT_HOME, as_json: JsonFlag = False) -> None:
     """Deactivate a user: live connections are kicked and reconnects refused."""
-    _print(_call(home, "Auth.Users.Update", {"id": user_id, "active": False}), as_json)
+    _update(user_id, {"active": False}, home, as_json)
 
 
 @app.command("enable")
 def enable(user_id: UserArg, home: HomeOption = DEFAULT_HOME, as_json: JsonFlag = False) -> None:
     """Reactivate a user."""
-    _print(_call(home, "Auth.Users.Update", {"id": user_id, "active": True}), as_json)
+    _update(user_id, {"active": True}, home, as_json)
 
 
 @app.command("list")
