@@ -19,6 +19,8 @@ from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
+from trellis.nats.kv import watch
+
 __all__ = ["PRINCIPALS_BUCKET", "Principal", "PrincipalCache"]
 
 PRINCIPALS_BUCKET = "trellis_principals"
@@ -74,13 +76,14 @@ class PrincipalCache:
             self._task = None
 
     async def _watch(self, kv: KeyValue) -> None:
-        watcher = await kv.watchall()
-        try:
+        # not ``kv.watchall()``: its "initial values done" marker can come before the values
+        # (see trellis.nats.kv), which would make the cache ready while still empty
+        async with await watch(kv) as watcher:
             async for entry in watcher:
                 if entry is None:  # the initial values have all been delivered
                     self._ready.set()
                     continue
-                if entry.operation in ("DEL", "PURGE") or not entry.value:
+                if entry.deleted or not entry.value:
                     self._by_key.pop(entry.key, None)
                     continue
                 try:
@@ -89,6 +92,3 @@ class PrincipalCache:
                     log.warning("ignoring malformed principal record %s", entry.key)
                     continue
                 self._by_key[entry.key] = principal
-        finally:
-            with contextlib.suppress(Exception):
-                await watcher.stop()  # type: ignore[no-untyped-call]

@@ -193,9 +193,15 @@ async def test_callout_deny_fails_connection(
             await connect_sentinel(bundle, "let-me-in-please", errors)
         assert [r.auth_token for r in responder.requests] == ["let-me-in-please"]
         assert responder.failures == []
-    # The refusal came from our signed, sealed deny response (not from a timeout).
-    log = bundle.path(bundle.config.log_file).read_text()
-    assert "invalid_auth_token" in log
+    # The refusal came from our signed, sealed deny response (not from a timeout). The
+    # server writes the reason to its log on its own schedule: the client can see the
+    # refusal first, so poll the log a little rather than read it once.
+    log_file = bundle.path(bundle.config.log_file)
+    for _ in range(100):
+        if "invalid_auth_token" in log_file.read_text():
+            break
+        await asyncio.sleep(0.05)
+    assert "invalid_auth_token" in log_file.read_text()
 
 
 async def test_sentinel_without_callout_answer_is_refused(

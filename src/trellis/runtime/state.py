@@ -31,6 +31,7 @@ from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict, Field
 
 from trellis.contracts.builtin import Deployment, InstanceHealth
+from trellis.nats.kv import list_keys
 from trellis.principals import PRINCIPALS_BUCKET, Principal
 from trellis.runtime.permissions import ServiceBindings
 
@@ -126,12 +127,8 @@ class Table(Generic[M]):
             await self.kv.delete(key)
 
     async def keys(self) -> list[str]:
-        try:
-            return list(await self.kv.keys())
-        except Exception as exc:  # nats-py raises NoKeysError for an empty bucket
-            if type(exc).__name__ == "NoKeysError":
-                return []
-            raise
+        # not ``KeyValue.keys()``: it can miss every key under load (see trellis.nats.kv)
+        return await list_keys(self.kv)
 
     async def values(self) -> list[M]:
         out: list[M] = []

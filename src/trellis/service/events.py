@@ -139,6 +139,10 @@ async def publish_event(
             )
     except PydanticValidationError as exc:
         return Err(ValidationError.from_pydantic(exc))
+    if "header" not in body and isinstance(payload, Mapping):
+        # event models rarely declare ``header``: validation drops it, but a caller-given
+        # id is what makes a retried publish the same event (``Nats-Msg-Id``)
+        body["header"] = payload.get("header")
     stamped = body.get("header")
     header: dict[str, Any] = stamped if isinstance(stamped, dict) else {}
     event_id = header.get("id") or ulid()

@@ -17,6 +17,7 @@ from nats.js.kv import KeyValue
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
+from trellis.nats.kv import list_keys, watch
 from trellis.result import Err, KVError, Ok, Result
 
 __all__ = ["KvEntry", "KvHandle", "KvNamespace"]
@@ -92,28 +93,20 @@ class KvHandle(Generic[M]):
             await self._kv.delete(key)
 
     async def keys(self) -> list[str]:
-        try:
-            return list(await self._kv.keys())
-        except Exception as exc:
-            if type(exc).__name__ == "NoKeysError":
-                return []
-            raise
+        """The keys that currently hold a value."""
+        return await list_keys(self._kv)
 
     async def watch(self, keys: str = ">") -> AsyncIterator[KvEntry[M] | None]:
         """Current values, then ``None`` once they are all delivered, then every change.
 
         A deleted key yields nothing; watch ``keys()`` to notice deletions.
         """
-        watcher = await self._kv.watch(keys)
-        try:
-            async for entry in watcher:
-                if entry is None:
+        async with await watch(self._kv, keys) as watcher:
+            async for change in watcher:
+                if change is None:
                     yield None
-                elif entry.operation is None and entry.value:
-                    yield self._decode(entry.key, entry.value, entry.revision)
-        finally:
-            with contextlib.suppress(Exception):
-                await watcher.stop()  # type: ignore[no-untyped-call]
+                elif not change.deleted and change.value:
+                    yield self._decode(change.key, change.value, change.revision)
 
 
 class KvNamespace:

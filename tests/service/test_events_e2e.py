@@ -1,0 +1,197 @@
+"""Events through the real stack: durable consumer groups (at least once, across restarts,
+redelivered after an ``Err``), token-filtered live subscriptions, validated publishing,
+JetStream de-duplication and the service heartbeat."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from examples.inventory.contract import ItemCreated
+from nats.aio.msg import Msg
+
+from tests.runtime.support import eventually
+from tests.service.conftest import READ, Inventory
+from trellis.ids import ulid
+from trellis.result import Err, Ok, Result, ValidationError
+from trellis.service import EventMessage, TrellisService
+
+WAIT = 10.0  # generous bound for an event to arrive; the tests finish as soon as it does
+
+
+def _created(item_id: str, category: str = "books") -> dict[str, str]:
+    return {"id": item_id, "name": item_id.title(), "category": category}
+
+
+class Seen:
+    """An event handler that records every delivery and answers ``Ok``."""
+
+    def __init__(self) -> None:
+        self.events: list[EventMessage] = []
+
+    async def __call__(self, event: EventMessage) -> Result[None, None]:
+        self.events.append(event)
+        return Ok(None)
+
+    def ids(self) -> list[str]:
+        return [e.payload.id for e in self.events]
+
+
+async def _consumer(inv: Inventory, handler: Seen) -> TrellisService:
+    service = await inv.service(start=False)
+    service.on_event("audit")(handler)
+    await service.start()
+    return service
+
+
+async def test_a_durable_event_published_while_the_consumer_is_down_is_consumed_later(
+    inv: Inventory,
+) -> None:
+    first = Seen()
+    service = await _consumer(inv, first)
+    assert (await service.publish("Items.Created", _created("live"))).is_ok()
+    await eventually(lambda: first.ids() == ["live"], within=WAIT, what="first delivery")
+    await service.stop()
+
+    # nobody consumes the group now; a publisher-only instance emits an event
+    publisher = await inv.service(handlers=False, start=False)
+    published = await publisher.publish("Items.Created", _created("while-down", "games"))
+    assert isinstance(published, Ok)
+    await publisher.stop()
+
+    # a new instance with the same key picks the group up where it was left
+    second = Seen()
+    await _consumer(inv, second)
+    await eventually(lambda: second.ids() == ["while-down"], within=WAIT, what="catch-up")
+    [event] = second.events
+    assert event.name == "Items.Created"
+    assert event.subject == "events.v1.Items.Created.games"
+    assert isinstance(event.payload, ItemCreated)
+    assert event.id == published.value
+    assert first.ids() == ["live"]  # acked once, never delivered again
+
+
+async def test_an_err_result_gets_the_event_redelivered(inv: Inventory) -> None:
+    deliveries: list[int] = []
+
+    async def flaky(event: EventMessage) -> Result[None, str]:
+        deliveries.append(event.delivery)
+        return Err("not yet") if event.delivery == 1 else Ok(None)
+
+    service = await inv.service(start=False)
+    service.on_event("audit")(flaky)
+    await service.start()
+    assert (await service.publish("Items.Created", _created("retry"))).is_ok()
+
+    # the group's backoff delays the second delivery by its first step (1 s)
+    await eventually(lambda: deliveries == [1, 2], within=WAIT, what="redelivery")
+    await asyncio.sleep(0.3)
+    assert deliveries == [1, 2]  # Ok acked it: no third delivery
+
+
+async def test_a_live_subscription_filtered_by_a_token_sees_only_matching_events(
+    inv: Inventory,
+) -> None:
+    await inv.service()
+    client = await inv.client([READ, "inventory::items.write"])
+    books: list[EventMessage] = []
+    everything: list[EventMessage] = []
+
+    async def on_books(event: EventMessage) -> None:
+        books.append(event)
+
+    async def on_any(event: EventMessage) -> None:
+        everything.append(event)
+
+    await client.subscribe("Items.Created", on_books, filters={"/category": "books"})
+    await client.subscribe("Items.Created", on_any)
+    await client.nc.flush()
+
+    for item_id, category in (("g1", "games"), ("b1", "books"), ("g2", "games"), ("b2", "books")):
+        created = await client.call(
+            "Items.Create", {"id": item_id, "name": item_id, "category": category}
+        )
+        assert created.is_ok(), created
+
+    await eventually(lambda: len(everything) == 4, within=WAIT, what="all four events")
+    await eventually(lambda: len(books) == 2, within=WAIT, what="the two books events")
+    assert [e.subject for e in books] == [
+        "events.v1.Items.Created.books",
+        "events.v1.Items.Created.books",
+    ]
+    assert [e.payload.id for e in books] == ["b1", "b2"]
+    assert {e.payload.category for e in everything} == {"books", "games"}
+
+
+async def test_publishing_validates_the_payload(inv: Inventory) -> None:
+    service = await inv.service(handlers=False, start=False)
+
+    missing = await service.publish("Items.Created", {"id": "x"})
+    assert isinstance(missing, Err)
+    assert isinstance(missing.error, ValidationError)
+    assert {i.path for i in missing.error.issues} == {"/name", "/category"}
+
+    # valid for the model, but the value cannot be a subject token
+    unsafe = await service.publish("Items.Created", _created("x", category="a.b"))
+    assert isinstance(unsafe, Err)
+    assert isinstance(unsafe.error, ValidationError)
+
+    # an event this contract neither declares nor uses is refused before NATS
+    foreign = await service.publish("Auth.Connections.Opened", {})
+    assert isinstance(foreign, Err)
+    assert foreign.error.type == "AuthError"
+
+
+async def test_the_same_event_id_is_stored_once(inv: Inventory) -> None:
+    service = await inv.service(handlers=False, start=False)
+    observer = await inv.stack.runtime_nc()
+    js = observer.jetstream()
+    before = (await js.stream_info("trellis")).state.messages
+
+    event_id = ulid()
+    payload = {**_created("dup"), "header": {"id": event_id, "time": "2030-01-01T00:00:00Z"}}
+    first = await service.publish("Items.Created", payload)
+    again = await service.publish("Items.Created", payload)  # e.g. a retry after a lost ack
+    assert first == Ok(event_id)
+    assert again == Ok(event_id)
+    other = await service.publish("Items.Created", _created("other"))
+    assert isinstance(other, Ok) and other.value != event_id
+
+    info = await js.stream_info("trellis")
+    assert info.state.messages == before + 2
+    stored = await js.get_last_msg("trellis", "events.v1.Items.Created.books")
+    assert json.loads(stored.data or b"")["header"]["id"] == other.value
+
+
+async def test_a_heartbeat_is_a_health_event_describing_the_instance(inv: Inventory) -> None:
+    service = await inv.service(handlers=False, start=False)
+
+    @service.health_check("kv")
+    async def kv_ok() -> bool:
+        return True
+
+    observer = await inv.stack.runtime_nc()
+    seen: asyncio.Queue[Msg] = asyncio.Queue()
+
+    async def on_heartbeat(msg: Msg) -> None:
+        await seen.put(msg)
+
+    await observer.subscribe("events.v1.Health.Heartbeat", cb=on_heartbeat)
+    await observer.flush()
+
+    published = await service.heartbeat()
+    assert isinstance(published, Ok)
+    msg = await asyncio.wait_for(seen.get(), WAIT)
+    body = json.loads(msg.data)
+    assert body["header"]["id"] == published.value
+    assert body["status"] == "healthy"
+    assert [c["name"] for c in body["checks"]] == ["kv"]
+    assert body["checks"][0]["status"] == "ok"
+    info = body["service"]
+    assert info["name"] == "inventory"
+    assert info["kind"] == "service"
+    assert info["contractId"] == "inventory@v1"
+    assert info["contractDigest"] == service.contract.digest
+    assert info["runtime"] == "python"
+    assert info["instanceId"] == inv.key.public_key[:16]
+    assert info["publishIntervalMs"] == 30_000
