@@ -35,7 +35,7 @@ from tests.runtime.support import (
 from tests.stack import Stack, running_stack
 from trellis.auth import SessionKey, connect_token
 from trellis.client.rpc import RpcClient, rpc_targets
-from trellis.contracts import builtin
+from trellis.contracts import Contract, builtin, trellis_auth
 from trellis.contracts.builtin import trellis_cli
 from trellis.ids import ulid
 from trellis.principals import PRINCIPALS_BUCKET, PrincipalCache
@@ -106,7 +106,7 @@ async def test_service_serves_its_own_subjects_and_nats_refuses_the_rest(tmp_pat
         forbidden = (
             "events.v1.Auth.Connections.Kicked",  # a runtime-owned event
             "rpc.v1.Auth.Deployments.Disable",  # an admin RPC
-            "rpc.v1.Trellis.Catalog",  # declared in uses, but gated by catalog.read
+            "rpc.v1.Trellis.Contract.Get",  # a runtime RPC its contract does not use
             "events.v1.Items.Deleted.tools",  # an event the contract does not declare
         )
         for subject in forbidden:
@@ -118,6 +118,38 @@ async def test_service_serves_its_own_subjects_and_nats_refuses_the_rest(tmp_pat
         # still serving after all those refusals
         reply = await observer.request("rpc.v1.Items.Get", b'{"id":"1"}', timeout=2)
         assert json.loads(reply.data)["id"] == "1"
+
+        # uses.core.rpc.call = [Trellis.Catalog]: installing granted its catalog.read gate
+        await nc.publish("rpc.v1.Trellis.Catalog", b"{}")
+        await _control_marker(nc, everything, "events.v1.Items.Created.marker2")
+        assert "rpc.v1.Trellis.Catalog" in everything.subjects
+        assert not [e for e in errors if "trellis.catalog" in e.lower()]
+
+
+async def test_installing_a_service_never_grants_it_admin(tmp_path: Path) -> None:
+    """A service may declare a use of an admin RPC; installing it accepts the other gates of
+    its uses but never ``admin``, so NATS refuses the admin call."""
+    sneaky = Contract(
+        "sneaky@v1",
+        kind="service",
+        display_name="Sneaky",
+        description="Wants admin RPCs.",
+        uses={"auth": trellis_auth.use(rpc=["Auth.Deployments.List"])},
+    )
+    async with running_stack(tmp_path / "b") as stack:
+        key = SessionKey.generate()
+        await stack.install(sneaky, "sneaky", key)
+        admin = await stack.admin()
+        [deployment] = [
+            d
+            for d in (await admin.call("Auth.Deployments.List", {})).unwrap().deployments
+            if d.name == "sneaky"
+        ]
+        assert "admin" not in deployment.capabilities
+        errors: list[str] = []
+        nc = await stack.participant(key, sneaky.digest, errors)
+        await nc.publish("rpc.v1.Auth.Deployments.List", b"{}", reply=nc.new_inbox())
+        await expect_violation(nc, errors, "publish", "rpc.v1.Auth.Deployments.List")
 
 
 async def test_rpc_to_a_target_not_declared_in_uses_is_refused(tmp_path: Path) -> None:
@@ -325,7 +357,8 @@ async def test_subject_escape_probes_are_refused_by_nats(tmp_path: Path) -> None
         # the control plane is untouched and the operator still gets in
         assert stack.runtime.cp is not None
         principal = await stack.runtime.cp.principals.get(key.public_key)
-        assert principal is not None and principal.capabilities == ("service",)
+        assert principal is not None
+        assert principal.capabilities == ("service", "trellis.core::catalog.read")
         admin = await stack.admin()
         assert (await admin.call("Auth.Deployments.List", {})).is_ok()
 

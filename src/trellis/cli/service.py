@@ -96,6 +96,7 @@ def _show(d: Any, as_json: bool) -> None:
     state = "[red]disabled[/]" if d.disabled else "[green]enabled[/]"
     out.print(f"[bold]{d.name}[/] {d.contract_id} {state}", highlight=False)
     out.print(f"  digest    {d.contract_digest}", highlight=False)
+    out.print(f"  grants    {', '.join(d.capabilities)}", highlight=False)
     for key in d.instance_keys:
         out.print(f"  instance  {key}", highlight=False)
 

@@ -271,6 +271,8 @@ class Deployment(_Wire):
     contract_digest: str = Field(alias="contractDigest")
     disabled: bool = False
     instance_keys: list[str] = Field(default_factory=list, alias="instanceKeys")
+    #: ``service`` plus what the contract's ``uses`` need, granted by installing it
+    capabilities: list[str] = Field(default_factory=lambda: ["service"])
     created_at: str = Field(default="", alias="createdAt")
     updated_at: str = Field(default="", alias="updatedAt")
 

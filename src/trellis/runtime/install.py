@@ -34,8 +34,10 @@ from trellis.principals import Principal
 from trellis.runtime.permissions import (
     EventConsumerBinding,
     KvBinding,
+    PermissionDerivationError,
     ServiceBindings,
     StreamBinding,
+    derive_service_permissions,
 )
 from trellis.runtime.state import (
     ActiveContract,
@@ -108,11 +110,12 @@ class Installer:
             )
         ours = _owned_subjects(manifest)
         collisions = [
-            f"{ours[subject]} uses subject {subject}, already owned by {other_id}"
+            f"{surface} ({subject}) overlaps {theirs} of {other_id}"
             for other_id, other in active.items()
             if other_id != cid
-            for subject in _owned_subjects(other)
-            if subject in ours
+            for theirs in _owned_subjects(other)
+            for subject, surface in ours.items()
+            if _overlap(subject, theirs)
         ]
         if collisions:
             raise InstallError(
@@ -189,6 +192,7 @@ class Installer:
             if public_key not in keys:
                 keys.append(public_key)
             deployment = Deployment(
+                capabilities=await self._granted_capabilities(normalized),
                 name=name,
                 contract_id=normalized["id"],
                 contract_digest=digest,
@@ -274,6 +278,21 @@ class Installer:
             return None
         return principal.name if principal.kind == "service" else f"user:{principal.name}"
 
+    async def _granted_capabilities(self, manifest: dict[str, Any]) -> list[str]:
+        """Installing a service accepts what its ``uses`` need — except ``admin``, which an
+        operator grants to people, never implicitly to a service."""
+        try:
+            derived = derive_service_permissions(
+                manifest,
+                await self.cp.active_manifests(),
+                capabilities=("service",),
+                session_key="A" * 43,
+            )
+        except PermissionDerivationError as exc:
+            raise InstallError("invalid_contract", str(exc)) from None
+        needed = set(derived.required_capabilities) - {"admin"}
+        return sorted({"service", *needed})
+
     async def _write_principals(self, deployment: Deployment) -> None:
         for key in deployment.instance_keys:
             await self.cp.principals.put(
@@ -284,7 +303,7 @@ class Installer:
                     name=deployment.name,
                     contract_id=deployment.contract_id,
                     contract_digest=deployment.contract_digest,
-                    capabilities=("service",),
+                    capabilities=tuple(deployment.capabilities),
                     disabled=deployment.disabled,
                 ),
             )
@@ -491,6 +510,13 @@ def _owned_subjects(manifest: Mapping[str, Any]) -> dict[str, str]:
         for name, surface in (manifest.get(section) or {}).items():
             out[subject_wildcard(surface["subject"])] = f"{section}.{name}"
     return out
+
+
+def _overlap(a: str, b: str) -> bool:
+    """Whether two wildcard subjects can match one concrete subject: a template token of one
+    contract must not let it publish another contract's events."""
+    ta, tb = a.split("."), b.split(".")
+    return len(ta) == len(tb) and all(x == y or "*" in (x, y) for x, y in zip(ta, tb, strict=True))
 
 
 def _consumer_filters(
