@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import os
 import time
 
@@ -22,6 +23,4 @@ def ulid(timestamp_ms: int | None = None) -> str:
 
 def now_iso() -> str:
     """UTC now as ISO 8601 with milliseconds and a ``Z`` (event headers, records)."""
-    import datetime as dt
-
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

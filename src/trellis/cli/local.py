@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -17,6 +16,7 @@ from rich.panel import Panel
 from trellis.cli.common import JsonFlag, emit_json, err, fail, out
 from trellis.nats.server import NatsServerError, PortInUseError
 from trellis.runtime.bundle import Bundle, BundleError, init_bundle
+from trellis.signals import wait_for_shutdown
 
 DEFAULT_DIR = Path(os.environ.get("TRELLIS_HOME", ".trellis"))
 
@@ -118,18 +118,6 @@ def _configure_logging(verbose: bool) -> None:
     )
 
 
-async def _wait_for_signal() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-
-
 def dev_cmd(
     directory: DirArg = DEFAULT_DIR,
     demo: Annotated[
@@ -196,7 +184,7 @@ async def _dev(bundle: Bundle, *, demo: bool, as_json: bool) -> int:
                 "Next: [bold]trellis service install MODULE:ATTR --name NAME --public-key KEY[/]"
                 f" (with TRELLIS_HOME={bundle.directory}).\nPress Ctrl-C to stop."
             )
-        await _wait_for_signal()
+        await wait_for_shutdown()
         return 0
     finally:
         with err.status("Stopping…"):
@@ -243,6 +231,6 @@ async def _run_runtime(bundle: Bundle) -> None:
         await runtime.stop()
         raise fail(f"cannot reach NATS at {bundle.nats_url}: {exc}") from None
     try:
-        await _wait_for_signal()
+        await wait_for_shutdown()
     finally:
         await runtime.stop()

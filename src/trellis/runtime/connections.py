@@ -18,10 +18,10 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from trellis.ids import ulid
+from trellis.ids import now_iso, ulid
 from trellis.nats.jwt import AuthorizationRequest
 from trellis.principals import Principal
-from trellis.runtime.state import Connection, ControlPlane, now_iso
+from trellis.runtime.state import Connection, ControlPlane
 
 __all__ = ["ConnectionTracker"]
 

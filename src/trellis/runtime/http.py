@@ -85,17 +85,29 @@ def create_app(
         ok = ready()
         return JSONResponse({"status": "ok" if ok else "starting"}, status_code=200 if ok else 503)
 
-    @app.post("/bootstrap/service")
-    async def bootstrap_service(req: BootstrapRequest) -> JSONResponse:
-        now = clock()
-        if not iat_in_window(req.iat, now):
+    def unsigned(
+        iat: int, session_key: str, domain: str, value: str, sig: str
+    ) -> JSONResponse | None:
+        """The refusal for a stale or badly signed bootstrap request, or None when it is fine."""
+        if not iat_in_window(iat, clock()):
             return refuse(
                 400, "iat_out_of_range", f"iat must be within {IAT_SKEW_SECONDS}s of serverNow"
             )
-        if not verify_domain_signature(
-            req.session_key, DOMAIN_NATS_CONNECT, f"{req.iat}:{req.contract_digest}", req.sig
-        ):
+        if not verify_domain_signature(session_key, domain, value, sig):
             return refuse(400, "invalid_signature", "the signature does not verify")
+        return None
+
+    @app.post("/bootstrap/service")
+    async def bootstrap_service(req: BootstrapRequest) -> JSONResponse:
+        refusal = unsigned(
+            req.iat,
+            req.session_key,
+            DOMAIN_NATS_CONNECT,
+            f"{req.iat}:{req.contract_digest}",
+            req.sig,
+        )
+        if refusal is not None:
+            return refusal
         principal = await cp.principals.get(req.session_key)
         if principal is None or principal.kind != "service":
             return refuse(404, "unknown_service", "no service is installed for this key")
@@ -147,14 +159,9 @@ def create_app(
 
     @app.post("/bootstrap/client")
     async def bootstrap_client(req: ClientBootstrapRequest) -> JSONResponse:
-        if not iat_in_window(req.iat, clock()):
-            return refuse(
-                400, "iat_out_of_range", f"iat must be within {IAT_SKEW_SECONDS}s of serverNow"
-            )
-        if not verify_domain_signature(
-            req.session_key, DOMAIN_BOOTSTRAP_CLIENT, str(req.iat), req.sig
-        ):
-            return refuse(400, "invalid_signature", "the signature does not verify")
+        refusal = unsigned(req.iat, req.session_key, DOMAIN_BOOTSTRAP_CLIENT, str(req.iat), req.sig)
+        if refusal is not None:
+            return refusal
         principal = await cp.principals.get(req.session_key)
         if principal is None or principal.kind != "user":
             return refuse(404, "session_not_found", "this key is not registered (trellis user add)")

@@ -29,7 +29,7 @@ from nats.js.errors import NotFoundError
 
 from trellis.contracts import check_manifest, contract_digest, normalize_manifest
 from trellis.contracts.manifest import subject_wildcard
-from trellis.ids import ulid
+from trellis.ids import now_iso, ulid
 from trellis.principals import Principal
 from trellis.runtime.permissions import (
     EventConsumerBinding,
@@ -46,8 +46,8 @@ from trellis.runtime.state import (
     Deployment,
     active_key,
     ensure_bucket,
-    now_iso,
 )
+from trellis.subjects import subjects_overlap
 
 __all__ = ["EVENTS_STREAM", "InstallError", "Installer"]
 
@@ -115,7 +115,7 @@ class Installer:
             if other_id != cid
             for theirs in _owned_subjects(other)
             for subject, surface in ours.items()
-            if _overlap(subject, theirs)
+            if subjects_overlap(subject, theirs)
         ]
         if collisions:
             raise InstallError(
@@ -510,13 +510,6 @@ def _owned_subjects(manifest: Mapping[str, Any]) -> dict[str, str]:
         for name, surface in (manifest.get(section) or {}).items():
             out[subject_wildcard(surface["subject"])] = f"{section}.{name}"
     return out
-
-
-def _overlap(a: str, b: str) -> bool:
-    """Whether two wildcard subjects can match one concrete subject: a template token of one
-    contract must not let it publish another contract's events."""
-    ta, tb = a.split("."), b.split(".")
-    return len(ta) == len(tb) and all(x == y or "*" in (x, y) for x, y in zip(ta, tb, strict=True))
 
 
 def _consumer_filters(

@@ -16,6 +16,9 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from trellis.subjects import subject_matches
+from trellis.subjects import well_formed as _well_formed
+
 __all__ = [
     "AUTH_VALIDATE_SUBJECT",
     "REASON_INSUFFICIENT_PERMISSIONS",
@@ -266,37 +269,6 @@ def _rpc_subject(subject: object, *, contract_id: str | None) -> str:
             subject, "rpc subjects are rpc.<version>.<Name>", contract_id=contract_id
         )
     return subject
-
-
-def subject_matches(subject: str, pattern: str) -> bool:
-    """True when every subject ``subject`` can denote is allowed by NATS ``pattern``.
-
-    For a concrete subject this is ordinary NATS matching (``*`` one token, ``>`` one or more
-    trailing tokens). A subject that itself holds wildcards is treated as the set it denotes,
-    so the same function checks whether one grant is covered by another. Empty tokens and a
-    ``>`` that is not last never match.
-    """
-    s_tokens = subject.split(".")
-    p_tokens = pattern.split(".")
-    if not _well_formed(s_tokens) or not _well_formed(p_tokens):
-        return False
-    for i, p in enumerate(p_tokens):
-        if p == ">":
-            return len(s_tokens) > i
-        if i >= len(s_tokens):
-            return False
-        s = s_tokens[i]
-        if s == ">":
-            return False
-        if p == "*":
-            continue
-        if s == "*" or s != p:
-            return False
-    return len(s_tokens) == len(p_tokens)
-
-
-def _well_formed(tokens: Sequence[str]) -> bool:
-    return all(tokens) and all(t != ">" for t in tokens[:-1])
 
 
 def _check_name(value: object, what: str) -> str:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any, Generic, TypeVar
 
@@ -31,6 +30,7 @@ from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict, Field
 
 from trellis.contracts.builtin import Deployment, InstanceHealth
+from trellis.ids import now_iso
 from trellis.nats.kv import list_keys
 from trellis.principals import PRINCIPALS_BUCKET, Principal
 from trellis.runtime.permissions import ServiceBindings
@@ -43,7 +43,6 @@ __all__ = [
     "Deployment",
     "Table",
     "active_key",
-    "now_iso",
 ]
 
 M = TypeVar("M", bound=BaseModel)
@@ -51,10 +50,6 @@ M = TypeVar("M", bound=BaseModel)
 CONNECTION_TTL_SECONDS = 2 * 3600
 #: three missed 30 s heartbeats and an instance no longer counts as alive
 HEARTBEAT_TTL_SECONDS = 90
-
-
-def now_iso() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def active_key(contract_id: str) -> str:

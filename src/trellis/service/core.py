@@ -21,7 +21,6 @@ import contextlib
 import logging
 import os
 import platform
-import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -48,6 +47,7 @@ from trellis.service.events import (
 )
 from trellis.service.kv import KvHandle, KvNamespace
 from trellis.service.rpc import Handler, RpcServer
+from trellis.signals import wait_for_shutdown
 
 __all__ = ["HEARTBEAT_INTERVAL", "ServiceConnectError", "TrellisService", "connect_service"]
 
@@ -251,15 +251,9 @@ class TrellisService:
     async def run(self) -> None:
         """Start, serve until SIGINT/SIGTERM, then stop gracefully."""
         await self.start()
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         try:
-            await stop.wait()
+            await wait_for_shutdown()
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
             await self.stop()
 
     async def heartbeat(self) -> Result[str, TrellisError]:

@@ -34,6 +34,7 @@ from pydantic import ValidationError as PydanticValidationError
 from trellis.contracts.manifest import subject_wildcard
 from trellis.ids import now_iso, ulid
 from trellis.result import Err, Ok, Result, TransportError, TrellisError, ValidationError
+from trellis.subjects import subject_matches
 
 __all__ = [
     "EventConsumer",
@@ -171,7 +172,7 @@ async def publish_event(
 
 def decode_event(definitions: list[EventDefinition], msg: Msg, delivery: int) -> EventMessage:
     data = json.loads(msg.data)
-    definition = next((d for d in definitions if _matches(msg.subject, d.pattern)), None)
+    definition = next((d for d in definitions if subject_matches(msg.subject, d.pattern)), None)
     if definition is None:
         raise ValueError(f"no declared event matches {msg.subject}")
     payload: Any = data
@@ -182,13 +183,6 @@ def decode_event(definitions: list[EventDefinition], msg: Msg, delivery: int) ->
     return EventMessage(
         definition.name, msg.subject, payload, header.get("id"), header.get("time"), delivery
     )
-
-
-def _matches(subject: str, pattern: str) -> bool:
-    s, p = subject.split("."), pattern.split(".")
-    if len(s) != len(p):
-        return False
-    return all(pt == "*" or pt == st for st, pt in zip(s, p, strict=True))
 
 
 EventHandler = Callable[[EventMessage], Awaitable[Result[Any, Any] | None]]
