@@ -5,7 +5,7 @@ resource bindings), connects through the auth callout with a fresh connect token
 (re)connect, and exposes the contract's surfaces by logical name:
 
 - ``@service.rpc("Items.Get")`` mounts a handler (served in a queue group, see ``rpc.py``);
-- ``service.kv.<alias>`` typed KV handles; ``service.streams[alias]`` stream subjects;
+- ``service.kv.<alias>`` typed KV handles; ``service.streams.<alias>`` stream resources;
 - ``await service.publish("Items.Created", payload)``;
 - ``@service.on_event("group")`` durable handlers of a declared consumer group;
 - ``await service.call(...)`` for the RPCs its contract ``uses``;
@@ -47,6 +47,7 @@ from trellis.service.events import (
 )
 from trellis.service.kv import KvHandle, KvNamespace
 from trellis.service.rpc import Handler, RpcServer
+from trellis.service.streams import StreamHandle, StreamNamespace
 from trellis.signals import wait_for_shutdown
 
 __all__ = ["HEARTBEAT_INTERVAL", "ServiceConnectError", "TrellisService", "connect_service"]
@@ -120,7 +121,7 @@ class TrellisService:
         self._started_at = now_iso()
         self._checks: dict[str, Callable[[], Awaitable[bool]]] = {}
         self.kv = KvNamespace({})
-        self.streams: dict[str, list[str]] = {}
+        self.streams = StreamNamespace({})
 
     # -- declaring handlers -------------------------------------------------------------
 
@@ -194,7 +195,12 @@ class TrellisService:
                 binding["alias"], await self.js.key_value(binding["bucket"]), spec.model
             )
         self.kv = KvNamespace(handles)
-        self.streams = {b["alias"]: list(b["subjects"]) for b in resources.get("streams") or []}
+        self.streams = StreamNamespace(
+            {
+                b["alias"]: StreamHandle(b["alias"], self.js, b["stream"], list(b["subjects"]))
+                for b in resources.get("streams") or []
+            }
+        )
 
     def _build_consumers(self) -> None:
         """One pull loop per declared group that has a handler (mounted before ``start``)."""
