@@ -88,3 +88,47 @@ def test_dev_on_a_busy_port_is_a_clear_error_not_a_traceback(tmp_path: Path) -> 
             assert "Traceback" not in result.stderr
             assert str(port) in result.stderr
             assert "in use" in result.stderr
+
+
+def test_runtime_runs_alone_against_a_running_nats_and_stops_on_sigterm(tmp_path: Path) -> None:
+    import signal
+    import time
+    import urllib.request
+
+    from trellis.runtime.bundle import init_bundle
+
+    bundle = init_bundle(tmp_path / ".trellis")
+    server = bundle.nats_server()
+    server.start(ready_within=20)
+    try:
+        process = subprocess.Popen(
+            [str(TRELLIS), "runtime", "--config", str(bundle.runtime_config_path)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            healthy = False
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and process.poll() is None:
+                try:
+                    with urllib.request.urlopen(f"{bundle.config.http.url}/healthz", timeout=1) as r:
+                        healthy = json.loads(r.read())["status"] == "ok"
+                except OSError:
+                    pass
+                if healthy:
+                    break
+                time.sleep(0.1)
+            assert healthy, process.stderr.read() if process.poll() is not None else "not healthy"
+            admin = trellis("service", "list", "--json", "--home", str(bundle.directory))
+            assert admin.returncode == 0, admin.stderr
+            assert json.loads(admin.stdout) == []
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=DEADLINE) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    finally:
+        server.stop()
