@@ -113,7 +113,9 @@ def test_runtime_runs_alone_against_a_running_nats_and_stops_on_sigterm(tmp_path
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and process.poll() is None:
                 try:
-                    with urllib.request.urlopen(f"{bundle.config.http.url}/healthz", timeout=1) as r:
+                    with urllib.request.urlopen(
+                        f"{bundle.config.http.url}/healthz", timeout=1
+                    ) as r:
                         healthy = json.loads(r.read())["status"] == "ok"
                 except OSError:
                     pass

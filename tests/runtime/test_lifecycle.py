@@ -46,13 +46,13 @@ async def _ask_items(observer: NatsClient, item: str) -> Any:
     return json.loads(reply.data)
 
 
-async def _served_again(observer: NatsClient, *, within: float = 5.0) -> None:
+async def _served_again(observer: NatsClient, *, within: float = 5.0, item: str = "again") -> None:
     """Retry a request to the service until it answers (it may still be reconnecting)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     while True:
         try:
-            assert await _ask_items(observer, "again") == {"served": "again"}
+            assert await _ask_items(observer, item) == {"served": item}
             return
         except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
             if loop.time() > deadline:
@@ -91,7 +91,9 @@ async def test_disabling_a_service_disconnects_it_within_2_s_and_refuses_it(
         # a service that keeps trying to come back, as a real one would
         service = await stack.participant(key, inventory.digest, max_reconnect_attempts=-1)
         await _serve_items(service)
-        assert await _ask_items(observer, "a") == {"served": "a"}
+        # rarely (about 1 run in 12 under load) the first request right after the subscribe
+        # saw no responders; what is tested here is the disable, so wait until it is served
+        await _served_again(observer, item="a")
 
         loop = asyncio.get_running_loop()
         started = loop.time()
