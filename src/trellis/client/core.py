@@ -9,27 +9,26 @@ service does.  The session key must have been registered by an operator
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import httpx
 from nats.aio.client import Client as NatsClient
 from nats.aio.subscription import Subscription
 from pydantic import BaseModel
 
-from trellis.auth import DOMAIN_BOOTSTRAP_CLIENT, SessionKey
+from trellis.auth import SessionKey
 from trellis.client.rpc import DEFAULT_TIMEOUT, RpcClient, rpc_targets
-from trellis.connection import ServerClock, connect_participant
+from trellis.connection import ServerClock
 from trellis.contracts import Contract
-from trellis.result import AuthError, Result, TransportError, TrellisError
-from trellis.service.core import ServiceConnectError, event_definitions
+from trellis.result import Err, Result, TrellisError
+from trellis.service.bootstrap import BootstrapError, bootstrap_client, connect_bootstrapped
+from trellis.service.core import event_definitions
 from trellis.service.events import EventHandler, live_subscribe
 
 __all__ = ["ClientConnectError", "TrellisClient", "connect_client"]
 
-ClientConnectError = ServiceConnectError
+ClientConnectError = BootstrapError
 
 
 class TrellisClient:
@@ -87,60 +86,11 @@ async def connect_client(
 ) -> TrellisClient:
     """Connect a registered ``cli``/``app``/``agent`` session; raises ``ClientConnectError``."""
     key = session if isinstance(session, SessionKey) else SessionKey.load(session)
-    async with httpx.AsyncClient(base_url=trellis_url.rstrip("/"), timeout=timeout) as http:
-        offset = 0.0
-        for _attempt in range(2):
-            iat = int(time.time() + offset)
-            body = {
-                "sessionKey": key.public_key,
-                "contractDigest": contract.digest,
-                "iat": iat,
-                "sig": key.sign_domain(DOMAIN_BOOTSTRAP_CLIENT, str(iat)),
-            }
-            sent = time.time()
-            try:
-                response = await http.post("/bootstrap/client", json=body)
-                data = response.json()
-            except (httpx.HTTPError, ValueError) as exc:
-                raise ClientConnectError(
-                    TransportError(
-                        f"cannot bootstrap at {trellis_url}: {exc}",
-                        code="trellis.request.unavailable",
-                    )
-                ) from None
-            if isinstance(data.get("serverNow"), int):
-                offset = ServerClock.from_server_now(data["serverNow"], sent, time.time()).offset
-            if response.status_code == 200 and data.get("status") == "ready":
-                break
-            if data.get("reason") != "iat_out_of_range":
-                raise ClientConnectError(
-                    AuthError(data.get("message", "refused"), reason=data.get("reason", "refused"))
-                )
-        else:
-            raise ClientConnectError(
-                AuthError("clock too far from the runtime's", reason="iat_out_of_range")
-            )
-    info = data["connectInfo"]
-    clock = ServerClock(offset)
-    holder: dict[str, RpcClient] = {}
-
-    def on_error(text: str) -> None:
-        if "client" in holder:
-            holder["client"].on_nats_error(text)
-
-    try:
-        nc = await connect_participant(
-            info["transports"]["native"]["natsServers"],
-            key,
-            contract.digest,
-            sentinel=(info["transport"]["sentinel"]["jwt"], info["transport"]["sentinel"]["seed"]),
-            clock=clock,
-            on_error=on_error,
-        )
-    except Exception as exc:
-        raise ClientConnectError(
-            TransportError(f"cannot connect to NATS: {exc}", code="trellis.request.denied")
-        ) from exc
-    client = TrellisClient(contract, key, nc, clock)
-    holder["client"] = client._rpc
+    booted = await bootstrap_client(trellis_url, key, contract.digest, timeout=timeout)
+    if isinstance(booted, Err):
+        raise ClientConnectError(booted.error)
+    info = booted.value
+    nc, relay = await connect_bootstrapped(info, key, contract.digest)
+    client = TrellisClient(contract, key, nc, info.clock())
+    relay.client = client._rpc
     return client

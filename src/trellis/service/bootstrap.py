@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
+from nats.aio.client import Client as NatsClient
 from pydantic import BaseModel, ConfigDict, Field
 
-from trellis.auth import DOMAIN_NATS_CONNECT, SessionKey
-from trellis.connection import ServerClock
-from trellis.result import AuthError, Err, Ok, Result, TransportError
+from trellis.auth import DOMAIN_BOOTSTRAP_CLIENT, DOMAIN_NATS_CONNECT, SessionKey
+from trellis.client.rpc import RpcClient
+from trellis.connection import ServerClock, connect_participant
+from trellis.result import AuthError, Err, Ok, Result, TransportError, TrellisError
 
-__all__ = ["BootstrapInfo", "bootstrap_service"]
+__all__ = [
+    "BootstrapError",
+    "BootstrapInfo",
+    "ErrorRelay",
+    "bootstrap_client",
+    "bootstrap_service",
+    "connect_bootstrapped",
+]
 
 
 class BootstrapInfo(BaseModel):
@@ -34,29 +44,20 @@ class BootstrapInfo(BaseModel):
         return ServerClock(self.clock_offset)
 
 
-async def bootstrap_service(
+async def _signed_bootstrap(
     trellis_url: str,
-    key: SessionKey,
-    contract_id: str,
-    contract_digest: str,
-    *,
-    timeout: float = 10.0,
-) -> Result[BootstrapInfo, AuthError | TransportError]:
-    """Ask the runtime for connect info; retries once with the server's time on clock skew."""
+    path: str,
+    signed_body: Callable[[int], dict[str, Any]],
+    timeout: float,
+) -> Result[tuple[dict[str, Any], float], AuthError | TransportError]:
+    """POST a body signed over ``iat``; on ``iat_out_of_range`` retry once with the server's
+    time (``serverNow``).  Returns the ready reply and the measured clock offset."""
     offset = 0.0
     async with httpx.AsyncClient(base_url=trellis_url.rstrip("/"), timeout=timeout) as http:
         for _attempt in range(2):
-            iat = int(time.time() + offset)
-            body = {
-                "sessionKey": key.public_key,
-                "contractId": contract_id,
-                "contractDigest": contract_digest,
-                "iat": iat,
-                "sig": key.sign_domain(DOMAIN_NATS_CONNECT, f"{iat}:{contract_digest}"),
-            }
             sent = time.time()
             try:
-                response = await http.post("/bootstrap/service", json=body)
+                response = await http.post(path, json=signed_body(int(sent + offset)))
             except httpx.HTTPError as exc:
                 return Err(
                     TransportError(
@@ -76,24 +77,110 @@ async def bootstrap_service(
             if isinstance(data.get("serverNow"), int):
                 offset = ServerClock.from_server_now(data["serverNow"], sent, received).offset
             if response.status_code == 200 and data.get("status") == "ready":
-                info = data["connectInfo"]
-                return Ok(
-                    BootstrapInfo(
-                        server_now=data["serverNow"],
-                        nats_servers=info["transports"]["native"]["natsServers"],
-                        sentinel_jwt=info["transport"]["sentinel"]["jwt"],
-                        sentinel_seed=info["transport"]["sentinel"]["seed"],
-                        deployment=info.get("deployment", ""),
-                        contract_id=info["contractId"],
-                        contract_digest=info["contractDigest"],
-                        resources=data["binding"].get("resources") or {},
-                        clock_offset=offset,
-                    )
-                )
+                return Ok((data, offset))
             reason = data.get("reason", f"http_{response.status_code}")
-            if reason == "iat_out_of_range":
-                continue
-            return Err(AuthError(data.get("message") or reason, reason=reason))
-    return Err(
-        AuthError("the service clock is too far from the runtime's", reason="iat_out_of_range")
+            if reason != "iat_out_of_range":
+                return Err(AuthError(data.get("message") or reason, reason=reason))
+    return Err(AuthError("this clock is too far from the runtime's", reason="iat_out_of_range"))
+
+
+def _info(data: dict[str, Any], offset: float) -> BootstrapInfo:
+    info = data["connectInfo"]
+    return BootstrapInfo(
+        server_now=data["serverNow"],
+        nats_servers=info["transports"]["native"]["natsServers"],
+        sentinel_jwt=info["transport"]["sentinel"]["jwt"],
+        sentinel_seed=info["transport"]["sentinel"]["seed"],
+        deployment=info.get("deployment", ""),
+        contract_id=info["contractId"],
+        contract_digest=info["contractDigest"],
+        resources=(data.get("binding") or {}).get("resources") or {},
+        clock_offset=offset,
     )
+
+
+async def bootstrap_service(
+    trellis_url: str,
+    key: SessionKey,
+    contract_id: str,
+    contract_digest: str,
+    *,
+    timeout: float = 10.0,
+) -> Result[BootstrapInfo, AuthError | TransportError]:
+    """``POST /bootstrap/service``, signed like the connect token (``nats-connect``)."""
+
+    def body(iat: int) -> dict[str, Any]:
+        return {
+            "sessionKey": key.public_key,
+            "contractId": contract_id,
+            "contractDigest": contract_digest,
+            "iat": iat,
+            "sig": key.sign_domain(DOMAIN_NATS_CONNECT, f"{iat}:{contract_digest}"),
+        }
+
+    booted = await _signed_bootstrap(trellis_url, "/bootstrap/service", body, timeout)
+    return booted if isinstance(booted, Err) else Ok(_info(*booted.value))
+
+
+async def bootstrap_client(
+    trellis_url: str,
+    key: SessionKey,
+    contract_digest: str,
+    *,
+    timeout: float = 10.0,
+) -> Result[BootstrapInfo, AuthError | TransportError]:
+    """``POST /bootstrap/client``, signed with ``bootstrap-client`` over ``iat``."""
+
+    def body(iat: int) -> dict[str, Any]:
+        return {
+            "sessionKey": key.public_key,
+            "contractDigest": contract_digest,
+            "iat": iat,
+            "sig": key.sign_domain(DOMAIN_BOOTSTRAP_CLIENT, str(iat)),
+        }
+
+    booted = await _signed_bootstrap(trellis_url, "/bootstrap/client", body, timeout)
+    return booted if isinstance(booted, Err) else Ok(_info(*booted.value))
+
+
+class ErrorRelay:
+    """Forwards NATS async errors to an RPC client set once it exists, so a permission
+    violation fails the pending calls at once instead of letting them time out."""
+
+    def __init__(self) -> None:
+        self.client: RpcClient | None = None
+
+    def __call__(self, text: str) -> None:
+        if self.client is not None:
+            self.client.on_nats_error(text)
+
+
+async def connect_bootstrapped(
+    info: BootstrapInfo, key: SessionKey, contract_digest: str, *, name: str | None = None
+) -> tuple[NatsClient, ErrorRelay]:
+    """Connect through the callout with what the bootstrap returned; raises
+    ``BootstrapError`` (a typed ``TransportError``) when NATS refuses."""
+    relay = ErrorRelay()
+    try:
+        nc = await connect_participant(
+            info.nats_servers,
+            key,
+            contract_digest,
+            sentinel=(info.sentinel_jwt, info.sentinel_seed),
+            clock=info.clock(),
+            name=name,
+            on_error=relay,
+        )
+    except Exception as exc:
+        raise BootstrapError(
+            TransportError(f"cannot connect to NATS: {exc}", code="trellis.request.denied")
+        ) from exc
+    return nc, relay
+
+
+class BootstrapError(Exception):
+    """Starting a participant failed; ``error`` is the typed reason (AuthError, TransportError)."""
+
+    def __init__(self, error: TrellisError) -> None:
+        super().__init__(str(error))
+        self.error = error

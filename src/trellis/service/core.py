@@ -31,13 +31,17 @@ from pydantic import BaseModel
 
 from trellis.auth import SessionKey
 from trellis.client.rpc import DEFAULT_TIMEOUT, RpcClient, rpc_targets
-from trellis.connection import connect_participant
 from trellis.contracts import Contract
 from trellis.contracts.authoring import BUILTIN_REGISTRY
 from trellis.ids import now_iso, ulid
 from trellis.principals import PrincipalCache
-from trellis.result import AuthError, Err, Result, TransportError, TrellisError
-from trellis.service.bootstrap import BootstrapInfo, bootstrap_service
+from trellis.result import AuthError, Err, Result, TrellisError
+from trellis.service.bootstrap import (
+    BootstrapError,
+    BootstrapInfo,
+    bootstrap_service,
+    connect_bootstrapped,
+)
 from trellis.service.events import (
     EventConsumer,
     EventDefinition,
@@ -57,12 +61,7 @@ log = logging.getLogger("trellis.service")
 HEARTBEAT_INTERVAL = 30.0
 
 
-class ServiceConnectError(Exception):
-    """The service could not start; ``error`` is the typed reason (AuthError, TransportError)."""
-
-    def __init__(self, error: TrellisError) -> None:
-        super().__init__(str(error))
-        self.error = error
+ServiceConnectError = BootstrapError
 
 
 def event_definitions(contract: Contract) -> dict[str, EventDefinition]:
@@ -331,29 +330,11 @@ async def connect_service(
     if isinstance(booted, Err):
         raise ServiceConnectError(booted.error)
     info = booted.value
-    holder: dict[str, RpcClient] = {}
-
-    def on_error(text: str) -> None:
-        client = holder.get("client")
-        if client is not None:
-            client.on_nats_error(text)
-
-    try:
-        nc = await connect_participant(
-            info.nats_servers,
-            key,
-            contract.digest,
-            sentinel=(info.sentinel_jwt, info.sentinel_seed),
-            clock=info.clock(),
-            name=f"{info.deployment}:{key.public_key[:8]}",
-            on_error=on_error,
-        )
-    except Exception as exc:
-        raise ServiceConnectError(
-            TransportError(f"cannot connect to NATS: {exc}", code="trellis.request.denied")
-        ) from exc
+    nc, relay = await connect_bootstrapped(
+        info, key, contract.digest, name=f"{info.deployment}:{key.public_key[:8]}"
+    )
     service = TrellisService(contract, key, nc, info, max_concurrency=max_concurrency)
-    holder["client"] = service._client
+    relay.client = service._client
     await service._open_resources()
     return service
 
