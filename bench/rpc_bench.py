@@ -172,6 +172,7 @@ async def _raw(url: str) -> AsyncIterator[Call]:
 async def _trellis(url: str) -> AsyncIterator[Call]:
     from trellis import Ok, SessionKey
     from trellis.client.rpc import RpcClient, rpc_targets
+    from trellis.nats.fastclient import connect
     from trellis.principals import Principal, PrincipalCache
     from trellis.service.rpc import RequestContext, RpcServer
 
@@ -188,8 +189,9 @@ async def _trellis(url: str) -> AsyncIterator[Call]:
             capabilities=("inventory::items.read",),
         )
     )
-    snc = await nats.connect(url)
-    cnc = await nats.connect(url, inbox_prefix=ckey.inbox_prefix)
+    # the connection class connect_service/connect_client use
+    snc = await connect(url)
+    cnc = await connect(url, inbox_prefix=ckey.inbox_prefix)
     server = RpcServer(snc, inventory, cache)
     client = RpcClient(cnc, ckey, rpc_targets(inventory, include_own=True))
     try:
@@ -261,6 +263,54 @@ FACTORIES: dict[str, Callable[[str], contextlib.AbstractAsyncContextManager[Call
 # --------------------------------------------------------------------------- the run
 
 
+def crypto_costs(count: int = 2000, repeats: int = 5) -> dict[str, float]:
+    """µs per Ed25519 sign and verify of a 32-byte digest, as a Trellis call does them."""
+    import timeit
+
+    from trellis.auth import SessionKey
+    from trellis.auth.ed25519 import verify_detached
+    from trellis.auth.keys import decode_public_key
+    from trellis.encoding import sha256
+
+    key = SessionKey.generate()
+    digest = sha256(b"bench")
+    signature = key.sign(digest)
+    public = decode_public_key(key.public_key)
+    assert public is not None
+
+    def best(stmt: Callable[[], object]) -> float:
+        return min(timeit.repeat(stmt, number=count, repeat=repeats)) / count * 1e6
+
+    return {
+        "sign_us": round(best(lambda: key.sign(digest)), 1),
+        "verify_us": round(best(lambda: verify_detached(public, digest, signature)), 1),
+    }
+
+
+def floors(raw: dict[str, Any] | None, crypto: dict[str, float]) -> dict[str, float | None]:
+    """What per-request signatures alone allow, from this run's raw figures.
+
+    * ``seq_p50_ratio_floor``: raw p50 plus one sign and one verify on the critical path;
+    * ``throughput_ratio_ceiling_inline``: raw's CPU per request (1/throughput, one busy
+      event loop) plus sign and verify on that same loop;
+    * ``throughput_ratio_ceiling_offloaded``: the same with the verification moved off the
+      loop (the signature stays with the caller).
+    """
+    if not raw or not raw.get("available"):
+        return {
+            "seq_p50_ratio_floor": None,
+            "throughput_ratio_ceiling_inline": None,
+            "throughput_ratio_ceiling_offloaded": None,
+        }
+    sign, verify = crypto["sign_us"], crypto["verify_us"]
+    per_request = 1e6 / float(raw["throughput_rps"])
+    return {
+        "seq_p50_ratio_floor": round((raw["seq_p50_us"] + sign + verify) / raw["seq_p50_us"], 3),
+        "throughput_ratio_ceiling_inline": round(per_request / (per_request + sign + verify), 3),
+        "throughput_ratio_ceiling_offloaded": round(per_request / (per_request + sign), 3),
+    }
+
+
 def _ratio(a: float | None, b: float | None) -> float | None:
     if a is None or b is None or b == 0:
         return None
@@ -284,6 +334,7 @@ async def run(params: Params) -> dict[str, Any]:
         results["faststream"] = {"available": False, "reason": "faststream[nats] not installed"}
         wanted.remove("faststream")
     samples: dict[str, list[dict[str, float]]] = {name: [] for name in wanted}
+    crypto = crypto_costs()
     with tempfile.TemporaryDirectory(prefix="trellis-bench-") as tmp:
         (port,) = free_ports(1)
         conf = Path(tmp) / "nats.conf"
@@ -346,6 +397,8 @@ async def run(params: Params) -> dict[str, Any]:
         },
         "results": results,
         "ratios": {"trellis_vs_raw": ratios["raw"], "trellis_vs_faststream": ratios["faststream"]},
+        "crypto": crypto,
+        "floors": floors(results.get("raw"), crypto),
         "goals": goals,
     }
 
@@ -408,6 +461,18 @@ def markdown(report: dict[str, Any]) -> str:
         "Latency ratios below 1 mean Trellis is faster; throughput ratios above 1 mean Trellis "
         "serves more requests per second.",
     ]
+    crypto = report.get("crypto")
+    fl = report.get("floors") or {}
+    if crypto and fl.get("seq_p50_ratio_floor") is not None:
+        lines += [
+            "",
+            f"Ed25519 in this run: sign {crypto['sign_us']:.0f} µs, verify "
+            f"{crypto['verify_us']:.0f} µs. With one of each per request (PROTOCOL §6), "
+            f"Trellis/raw cannot go below **{fl['seq_p50_ratio_floor']:.2f}x** p50, nor above "
+            f"**{fl['throughput_ratio_ceiling_inline']:.2f}x** throughput with both on one event "
+            f"loop, or **{fl['throughput_ratio_ceiling_offloaded']:.2f}x** with the verification "
+            "moved off it, even if everything else were free.",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -431,6 +496,14 @@ def table(report: dict[str, Any]) -> str:
         lines.append(
             f"Trellis/{label}: p50 {_cell(r['seq_p50'], '{:.2f}x')}, "
             f"p99 {_cell(r['seq_p99'], '{:.2f}x')}, throughput {_cell(r['throughput'], '{:.2f}x')}"
+        )
+    crypto, fl = report["crypto"], report["floors"]
+    if fl.get("seq_p50_ratio_floor") is not None:
+        lines.append(
+            f"Ed25519 sign {crypto['sign_us']:.0f} µs, verify {crypto['verify_us']:.0f} µs: "
+            f"p50 floor {fl['seq_p50_ratio_floor']:.2f}x raw; throughput ceiling "
+            f"{fl['throughput_ratio_ceiling_inline']:.2f}x inline, "
+            f"{fl['throughput_ratio_ceiling_offloaded']:.2f}x with verification offloaded"
         )
     goals = ", ".join(f"{k}={v}" for k, v in report["goals"].items())
     lines.append(f"goals (measured, not asserted): {goals}")

@@ -66,8 +66,19 @@ def test_rpc_bench_quick_run_produces_a_report(tmp_path: Path) -> None:
             assert value is None or value > 0
     assert report["ratios"]["trellis_vs_raw"]["seq_p50"] is not None
     assert all(v is None or isinstance(v, bool) for v in report["goals"].values())
+    crypto = report["crypto"]
+    assert crypto["sign_us"] > 0 and crypto["verify_us"] > 0
+    floors = report["floors"]
+    assert floors["seq_p50_ratio_floor"] > 1
+    assert (
+        0
+        < floors["throughput_ratio_ceiling_inline"]
+        < floors["throughput_ratio_ceiling_offloaded"]
+        < 1
+    )
 
     saved = json.loads((tmp_path / "rpc.json").read_text(encoding="utf-8"))
     assert saved["results"].keys() == results.keys()
     table = (tmp_path / "rpc.md").read_text(encoding="utf-8")
     assert "| implementation |" in table and "| trellis |" in table
+    assert "Ed25519 in this run" in table

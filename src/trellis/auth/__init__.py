@@ -23,9 +23,11 @@ from trellis.auth.proofs import (
     proof_input,
     proof_input_for_hash,
     rpc_proof,
+    rpc_proof_digest,
     verify_connect_token,
     verify_rpc_proof,
 )
+from trellis.auth.verifier import ProofVerifier
 
 __all__ = [
     "DOMAIN_BIND_FLOW",
@@ -36,6 +38,7 @@ __all__ = [
     "ConnectToken",
     "ConnectTokenError",
     "KeyFormatError",
+    "ProofVerifier",
     "SessionKey",
     "connect_token",
     "domain_digest",
@@ -45,6 +48,7 @@ __all__ = [
     "proof_input",
     "proof_input_for_hash",
     "rpc_proof",
+    "rpc_proof_digest",
     "verify_connect_token",
     "verify_domain_signature",
     "verify_rpc_proof",

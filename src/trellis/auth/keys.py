@@ -6,12 +6,16 @@ and seed files are created with mode 0600 from the start.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
+import re
 from pathlib import Path
 
-import nacl.exceptions
+import nacl.bindings
 import nacl.signing
 
+from trellis.auth.ed25519 import verify_detached
 from trellis.encoding import b64url_decode, b64url_encode, sha256
 from trellis.files import write_secret_file
 
@@ -22,8 +26,11 @@ __all__ = [
     "DOMAIN_OAUTH_INIT",
     "KeyFormatError",
     "SessionKey",
+    "decode_public_key",
+    "decode_signature",
     "domain_digest",
     "inbox_prefix",
+    "verify_detached",
     "verify_domain_signature",
     "verify_signature",
     "write_secret_file",
@@ -54,10 +61,12 @@ def _decode_fixed(text: str, size: int, what: str) -> bytes:
 class SessionKey:
     """An Ed25519 session key pair."""
 
-    __slots__ = ("_signing", "public_key")
+    __slots__ = ("_secret", "_signing", "public_key")
 
     def __init__(self, signing_key: nacl.signing.SigningKey) -> None:
         self._signing = signing_key
+        #: libsodium's 64-byte expanded secret key, so signing skips PyNaCl's wrappers
+        self._secret = nacl.bindings.crypto_sign_seed_keypair(bytes(signing_key))[1]
         #: the 43-character base64url public key (``sessionKey`` on the wire)
         self.public_key: str = b64url_encode(bytes(signing_key.verify_key))
 
@@ -92,7 +101,7 @@ class SessionKey:
         return write_secret_file(path, self.seed + "\n", overwrite=overwrite)
 
     def sign(self, message: bytes) -> bytes:
-        return bytes(self._signing.sign(message).signature)
+        return nacl.bindings.crypto_sign(message, self._secret)[:64]
 
     def sign_domain(self, domain: str, value: str) -> str:
         """``sign(seed, SHA256(utf8(domain + ":" + value)))`` as base64url."""
@@ -116,15 +125,39 @@ def domain_digest(domain: str, value: str) -> bytes:
     return sha256(f"{domain}:{value}".encode())
 
 
+#: canonical unpadded base64url of 32 and 64 bytes: the unused low bits of the last
+#: character must be zero, so every value has exactly one accepted spelling
+_KEY_TEXT = re.compile(r"[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]")
+_SIG_TEXT = re.compile(r"[A-Za-z0-9_-]{85}[AQgw]")
+
+
+def decode_public_key(text: str) -> bytes | None:
+    """The 32 bytes of a canonical 43-character base64url key, else ``None``."""
+    if not isinstance(text, str) or _KEY_TEXT.fullmatch(text) is None:
+        return None
+    try:
+        return base64.urlsafe_b64decode(text + "=")
+    except (binascii.Error, ValueError):
+        return None
+
+
+def decode_signature(text: str) -> bytes | None:
+    """The 64 bytes of a canonical 86-character base64url signature, else ``None``."""
+    if not isinstance(text, str) or _SIG_TEXT.fullmatch(text) is None:
+        return None
+    try:
+        return base64.urlsafe_b64decode(text + "==")
+    except (binascii.Error, ValueError):
+        return None
+
+
 def verify_signature(public_key: str, message: bytes, signature: str) -> bool:
     """Constant-time Ed25519 verification (libsodium); malformed inputs verify as False."""
-    try:
-        key = nacl.signing.VerifyKey(_decode_fixed(public_key, 32, "session key"))
-        sig = _decode_fixed(signature, 64, "signature")
-        key.verify(message, sig)
-    except (KeyFormatError, nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError):
+    key = decode_public_key(public_key)
+    sig = decode_signature(signature)
+    if key is None or sig is None:
         return False
-    return True
+    return verify_detached(key, message, sig)
 
 
 def verify_domain_signature(public_key: str, domain: str, value: str, signature: str) -> bool:

@@ -28,6 +28,7 @@ __all__ = [
     "proof_input",
     "proof_input_for_hash",
     "rpc_proof",
+    "rpc_proof_digest",
     "verify_connect_token",
     "verify_rpc_proof",
 ]
@@ -131,10 +132,18 @@ def proof_input_for_hash(
     )
 
 
+def rpc_proof_digest(
+    session_key: str, subject: str, payload: bytes, iat: int, request_id: str
+) -> bytes:
+    """What a request proof signs: SHA-256 of :func:`proof_input`."""
+    return sha256(proof_input(session_key, subject, payload, iat, request_id))
+
+
 def rpc_proof(key: SessionKey, subject: str, payload: bytes, iat: int, request_id: str) -> str:
-    """Sign SHA-256 of :func:`proof_input` with the session key."""
-    digest = sha256(proof_input(key.public_key, subject, payload, iat, request_id))
-    return b64url_encode(key.sign(digest))
+    """Sign :func:`rpc_proof_digest` with the session key."""
+    return b64url_encode(
+        key.sign(rpc_proof_digest(key.public_key, subject, payload, iat, request_id))
+    )
 
 
 def verify_rpc_proof(
@@ -143,5 +152,5 @@ def verify_rpc_proof(
     """Check a request proof over the body actually received (never a supplied hash)."""
     if not isinstance(proof, str) or not isinstance(request_id, str):
         return False
-    digest = sha256(proof_input(session_key, subject, payload, iat, request_id))
+    digest = rpc_proof_digest(session_key, subject, payload, iat, request_id)
     return verify_signature(session_key, digest, proof)

@@ -16,11 +16,11 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import nats
 import uvicorn
 from nats.aio.client import Client as NatsClient
 
 from trellis.contracts import builtin
+from trellis.nats.fastclient import connect
 from trellis.nats.server import PortInUseError, check_port_free
 from trellis.principals import Principal, PrincipalCache
 from trellis.runtime.bundle import Bundle
@@ -82,7 +82,7 @@ class Runtime:
         async def error_cb(error: Exception) -> None:
             log.warning("%s connection: %s", name, error)
 
-        nc = await nats.connect(
+        nc = await connect(
             self.bundle.config.nats.servers,
             user_credentials=str(creds),
             name=f"trellis-runtime-{name}",

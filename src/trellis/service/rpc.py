@@ -25,7 +25,7 @@ from nats.aio.subscription import Subscription
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
-from trellis.auth import iat_in_window, inbox_prefix, verify_rpc_proof
+from trellis.auth import ProofVerifier, iat_in_window, inbox_prefix, rpc_proof_digest
 from trellis.contracts import Contract
 from trellis.principals import Principal
 from trellis.result import (
@@ -118,8 +118,10 @@ class RpcServer:
         queue: str | None = None,
         max_concurrency: int = 64,
         clock: Callable[[], float] = time.time,
+        verifier: ProofVerifier | None = None,
     ) -> None:
         self._nc = nc
+        self._verifier = verifier or ProofVerifier()
         self._contract = contract
         self._principals = principals
         self._queue = queue or contract.id
@@ -181,6 +183,7 @@ class RpcServer:
             _done, pending = await asyncio.wait(set(self._tasks), timeout=drain_timeout)
             for task in pending:
                 task.cancel()
+        self._verifier.close()
 
     def _dispatcher(self, method: _Method) -> Callable[[Msg], Awaitable[None]]:
         async def on_message(msg: Msg) -> None:
@@ -249,7 +252,11 @@ class RpcServer:
             return Err(
                 AuthError("request iat is outside the allowed window", reason="iat_out_of_range")
             )
-        if not verify_rpc_proof(session_key, proof, msg.subject, msg.data, iat, request_id):
+        digest = rpc_proof_digest(session_key, msg.subject, msg.data, iat, request_id)
+        # with other requests in flight the loop has better things to do than wait for
+        # libsodium: the verifier batches those to its worker process
+        busy = len(self._tasks) > 1
+        if not await self._verifier.verify(session_key, digest, proof, busy=busy):
             return Err(AuthError("request proof does not verify", reason="invalid_signature"))
         if not self._replay.first_use(session_key, request_id, now):
             return Err(AuthError("request id was already used", reason="invalid_signature"))

@@ -1,0 +1,173 @@
+"""A nats-py ``Client`` with cheaper message-header encoding and parsing.
+
+Why: every Trellis RPC carries 4-5 headers (session key, proof, iat, request id,
+traceparent), and profiling showed nats-py spending a large share of the request's CPU
+building and parsing those blocks: a regex per key, a ``translate`` per value and a
+bytearray grown piece by piece on publish; a per-character ``any(c.isspace() ...)``
+generator per name on receive.  :class:`FastHeadersClient` produces byte-for-byte the
+same wire output and the same parsed dicts (property-tested against nats-py in
+``tests/trellis_nats/test_fastclient.py``) at well under half the cost (4-header request,
+nats-py 2.16, CPython 3.11: parse 5.9 -> 2.6 us, publish 7.8 -> 3.4 us), chiefly by
+caching header names (few, and they repeat) and by doing one join + one encode.
+
+nats-py internals relied on (each override is installed only if they exist, otherwise the
+stock nats-py method is used):
+
+* ``Client._send_publish(subject, reply, payload, payload_size, headers)``,
+  ``Client._send_command``, ``Client._flush_queue``, ``Client._flush_pending`` and
+  ``Client.stats``;
+* the module globals ``nats.aio.client._HEADER_KEY_RE`` (header-name token pattern) and
+  ``_HEADER_VALUE_NEWLINES`` (CR/LF -> space table), and ``nats.protocol.command.hpub_cmd``;
+* the staticmethod ``Client._parse_header_lines(raw: bytes) -> dict[str, str]`` (called
+  through ``self`` by ``Client._process_headers``).
+
+Anything unusual (non-``dict`` headers, non-``str`` keys or values, invalid keys, values
+that cannot be UTF-8 encoded, non-``bytes`` header blocks) is handed to the nats-py
+implementation, so its exact behaviour, errors included, is kept.  After upgrading
+nats-py, run the property tests: they compare both implementations on random input.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Final
+
+import nats.aio.client as _nats_client
+from nats import errors
+from nats.protocol import command as _command
+
+__all__ = ["FastHeadersClient", "connect"]
+
+_BaseClient = _nats_client.Client
+
+_HEADER_KEY_RE: re.Pattern[str] | None = getattr(_nats_client, "_HEADER_KEY_RE", None)
+_HEADER_VALUE_NEWLINES: dict[int, str] | None = getattr(
+    _nats_client, "_HEADER_VALUE_NEWLINES", None
+)
+
+_FAST_PUBLISH: Final = (
+    _HEADER_KEY_RE is not None
+    and _HEADER_VALUE_NEWLINES is not None
+    and hasattr(_command, "hpub_cmd")
+    and all(
+        hasattr(_BaseClient, name) for name in ("_send_publish", "_send_command", "_flush_pending")
+    )
+)
+_FAST_PARSE: Final = hasattr(_BaseClient, "_parse_header_lines")
+
+#: Bound on both name caches: real traffic uses a handful of names; junk input must not
+#: grow memory without limit (a full cache is emptied and relearns).
+_CACHE_MAX: Final = 256
+
+#: raw header key -> stripped, validated key ("" = skipped: empty or whitespace-only)
+_KEY_CACHE: dict[str, str] = {}
+
+#: raw header-name bytes of a received line -> decoded key, or None when nats-py skips it
+_NAME_CACHE: dict[bytes, str | None] = {}
+#: cache-miss marker; never a cached key, since keys with whitespace are skipped
+_MISS: Final = " "
+
+#: the ASCII characters for which ``str.isspace`` is true (a name that is not ASCII is
+#: skipped before this is consulted)
+_NAME_WHITESPACE = re.compile(rb"[\t\n\x0b\x0c\r\x1c-\x1f ]")
+
+
+def _parse_name(name: bytes) -> str | None:
+    stripped = name.strip()
+    key: str | None
+    if not stripped.isascii() or _NAME_WHITESPACE.search(stripped):
+        key = None
+    else:
+        key = stripped.decode("ascii")
+    if len(_NAME_CACHE) >= _CACHE_MAX:
+        _NAME_CACHE.clear()
+    _NAME_CACHE[name] = key
+    return key
+
+
+class FastHeadersClient(_BaseClient):
+    """``nats.aio.client.Client`` with faster, behaviour-identical header handling."""
+
+    if _FAST_PARSE:
+
+        @staticmethod
+        def _parse_header_lines(raw: bytes) -> dict[str, str]:
+            if type(raw) is not bytes:
+                return _BaseClient._parse_header_lines(raw)
+            out: dict[str, str] = {}
+            cached = _NAME_CACHE.get
+            for line in raw.split(b"\r\n"):
+                # an empty line has no separator either
+                name, sep, value = line.partition(b":")
+                if not sep:
+                    continue
+                key = cached(name, _MISS)
+                if key is _MISS:
+                    key = _parse_name(name)
+                if key is None:
+                    continue
+                out[key] = value.strip().decode("utf-8", "replace")
+            return out
+
+    if _FAST_PUBLISH:
+
+        async def _send_publish(
+            self,
+            subject: str,
+            reply: str,
+            payload: bytes,
+            payload_size: int,
+            headers: dict[str, Any] | None,
+        ) -> None:
+            if headers is None or type(headers) is not dict:
+                await super()._send_publish(subject, reply, payload, payload_size, headers)
+                return
+            if subject == "":
+                raise errors.BadSubjectError
+            assert _HEADER_KEY_RE is not None and _HEADER_VALUE_NEWLINES is not None
+            parts = ["NATS/1.0\r\n"]
+            append = parts.append
+            cached = _KEY_CACHE.get
+            for k, v in headers.items():
+                if type(k) is not str or type(v) is not str:
+                    await super()._send_publish(subject, reply, payload, payload_size, headers)
+                    return
+                key = cached(k)
+                if key is None:
+                    key = k.strip()
+                    if key and not _HEADER_KEY_RE.fullmatch(key):
+                        # raises BadHeaderError, or UnicodeEncodeError for an earlier value
+                        # (nats-py encodes piece by piece)
+                        await super()._send_publish(subject, reply, payload, payload_size, headers)
+                        return
+                    if len(_KEY_CACHE) >= _CACHE_MAX:
+                        _KEY_CACHE.clear()
+                    _KEY_CACHE[k] = key
+                if not key:
+                    continue
+                value = v.strip()
+                if "\r" in value or "\n" in value:
+                    value = value.translate(_HEADER_VALUE_NEWLINES)
+                append(f"{key}: {value}\r\n")
+            append("\r\n")
+            try:
+                hdr = "".join(parts).encode()
+            except UnicodeEncodeError:
+                # nats-py encodes piece by piece: let it fail at the very same point
+                await super()._send_publish(subject, reply, payload, payload_size, headers)
+                return
+            pub_cmd = _command.hpub_cmd(subject, reply, hdr, payload)
+            self.stats["out_msgs"] += 1
+            self.stats["out_bytes"] += payload_size
+            await self._send_command(pub_cmd)
+            if self._flush_queue is not None and self._flush_queue.empty():
+                await self._flush_pending()
+
+
+async def connect(
+    servers: str | list[str] = "nats://localhost:4222", **options: Any
+) -> FastHeadersClient:
+    """``nats.connect`` returning a :class:`FastHeadersClient`."""
+    nc = FastHeadersClient()
+    await nc.connect(servers, **options)
+    return nc

@@ -1,0 +1,267 @@
+"""Proof verification: the key/signature decoding, the batching worker process, its failure
+modes (killed, stalled, closed) and an RpcServer that offloads under concurrent load."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import signal
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+from examples.inventory.contract import GetItem, Item, inventory
+from hypothesis import given
+from hypothesis import strategies as st
+
+from trellis.auth import ProofVerifier, SessionKey, rpc_proof
+from trellis.auth import verifier as verifier_module
+from trellis.auth.ed25519 import READY, RECORD, serve, verify_batch
+from trellis.auth.keys import decode_public_key, decode_signature, verify_signature
+from trellis.client.rpc import RpcClient, rpc_targets
+from trellis.encoding import b64url_encode, sha256
+from trellis.nats.server import NatsServer, free_ports
+from trellis.principals import Principal, PrincipalCache
+from trellis.result import Ok
+from trellis.service.rpc import RequestContext, RpcServer
+
+KEY = SessionKey.generate()
+OTHER = SessionKey.generate()
+
+
+def signed(i: int, key: SessionKey = KEY) -> tuple[str, bytes, str]:
+    digest = sha256(f"message {i}".encode())
+    return key.public_key, digest, b64url_encode(key.sign(digest))
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+@given(st.binary(min_size=32, max_size=32), st.binary(min_size=64, max_size=64))
+def test_canonical_keys_and_signatures_decode_to_their_bytes(key: bytes, sig: bytes) -> None:
+    assert decode_public_key(b64url_encode(key)) == key
+    assert decode_signature(b64url_encode(sig)) == sig
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "A" * 42, "A" * 44, "A" * 42 + "B", "A" * 42 + "=", "A" * 42 + "+", "A" * 42 + "/"],
+)
+def test_non_canonical_keys_are_refused(text: str) -> None:
+    # 'B' sets one of the two unused low bits of the last character: another spelling of
+    # the same bytes, which a canonical decoder must refuse
+    assert decode_public_key(text) is None
+
+
+def test_non_canonical_signatures_are_refused() -> None:
+    good = b64url_encode(KEY.sign(b"x" * 32))
+    assert decode_signature(good) is not None
+    assert decode_signature(good[:-1] + "B") is None
+    assert decode_signature(good + "=") is None
+    assert decode_signature(good[:-1]) is None
+    assert not verify_signature(KEY.public_key, b"x" * 32, good[:-1] + "B")
+
+
+# --------------------------------------------------------------------------- the worker
+
+
+def test_the_worker_answers_one_byte_per_record_in_order() -> None:
+    records = []
+    expected = []
+    for i in range(10):
+        public, digest, sig = signed(i)
+        key = decode_public_key(public)
+        raw_sig = decode_signature(sig)
+        assert key is not None and raw_sig is not None
+        if i % 3 == 0:
+            digest = sha256(b"tampered")
+        records.append(key + raw_sig + digest)
+        expected.append(0 if i % 3 == 0 else 1)
+    data = b"".join(records)
+    assert list(verify_batch(data)) == expected
+    out = io.BytesIO()
+    assert serve(io.BytesIO(len(records).to_bytes(4, "big") + data), out) == 0
+    assert out.getvalue()[:1] == READY
+    assert list(out.getvalue()[1:]) == expected
+
+
+def test_the_worker_stops_on_a_malformed_frame() -> None:
+    out = io.BytesIO()
+    assert serve(io.BytesIO((0).to_bytes(4, "big")), out) == 2
+    assert serve(io.BytesIO((10_000).to_bytes(4, "big") + b"\0" * RECORD), out) == 2
+    assert out.getvalue() == READY * 2
+
+
+async def test_busy_verifications_go_to_the_worker_in_batches() -> None:
+    verifier = ProofVerifier(offload=True)
+    try:
+        assert await verifier.warm_up()
+        cases = [signed(i, KEY if i % 4 else OTHER) for i in range(150)]
+        # every 4th is signed by OTHER but presented as KEY's: must fail
+        results = await asyncio.gather(
+            *(verifier.verify(KEY.public_key, digest, sig) for _, digest, sig in cases)
+        )
+        assert results == [i % 4 != 0 for i in range(150)]
+        assert verifier.offloaded == 150
+        assert verifier.offloading
+        # malformed input never reaches the worker and verifies as False
+        assert not await verifier.verify("not-a-key", b"x" * 32, "A" * 86)
+        assert not await verifier.verify(KEY.public_key, b"x" * 32, "garbage")
+    finally:
+        verifier.close()
+
+
+async def test_an_idle_caller_is_verified_inline_without_a_worker() -> None:
+    verifier = ProofVerifier(offload=True)
+    public, digest, sig = signed(1)
+    assert await verifier.verify(public, digest, sig, busy=False)
+    assert not await verifier.verify(public, sha256(b"other"), sig, busy=False)
+    assert verifier.worker_pid is None
+    verifier.close()
+
+
+async def test_a_killed_worker_loses_nothing_and_verification_goes_inline() -> None:
+    verifier = ProofVerifier(offload=True)
+    try:
+        assert await verifier.warm_up()
+        pid = verifier.worker_pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)  # hold the batch in the pipe, then kill the worker
+        pending = [asyncio.ensure_future(verifier.verify(*signed(i))) for i in range(1, 40)]
+        forged = asyncio.ensure_future(verifier.verify(KEY.public_key, *signed(99, OTHER)[1:]))
+        await asyncio.sleep(0.05)
+        os.kill(pid, signal.SIGKILL)
+        assert all(await asyncio.gather(*pending))
+        assert not await forged
+        assert verifier.offloaded == 0  # the worker answered none of them
+        assert not verifier.offloading
+        assert verifier.worker_pid is None
+        assert await verifier.verify(*signed(100))  # inline from now on
+    finally:
+        verifier.close()
+
+
+async def test_a_stalled_worker_is_given_up_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(verifier_module, "STALL_SECONDS", 0.2)
+    verifier = ProofVerifier(offload=True)
+    try:
+        assert await verifier.warm_up()
+        pid = verifier.worker_pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        results = await asyncio.wait_for(
+            asyncio.gather(*(verifier.verify(*signed(i)) for i in range(1, 20))), timeout=5
+        )
+        assert all(results)
+        assert verifier.offloaded == 0
+        assert not verifier.offloading
+    finally:
+        verifier.close()
+
+
+async def test_close_answers_pending_verifications_and_stops_the_worker() -> None:
+    verifier = ProofVerifier(offload=True)
+    assert await verifier.warm_up()
+    pid = verifier.worker_pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)  # it cannot answer what is about to be sent
+    pending = [asyncio.ensure_future(verifier.verify(*signed(i))) for i in range(1, 10)]
+    await asyncio.sleep(0.02)
+    verifier.close()
+    assert all(await asyncio.gather(*pending))
+    assert verifier.offloaded == 0
+    assert verifier.worker_pid is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # exited and reaped by close()
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+@pytest.fixture
+async def nats_url() -> AsyncIterator[str]:
+    with tempfile.TemporaryDirectory(prefix="trellis-verifier-") as tmp:
+        (port,) = free_ports(1)
+        conf = Path(tmp) / "nats.conf"
+        conf.write_text(f"listen: 127.0.0.1:{port}\n", encoding="utf-8")
+        server = NatsServer(conf, client_port=port)
+        await server.astart()
+        try:
+            yield server.url
+        finally:
+            await server.astop()
+
+
+async def test_a_server_under_load_offloads_and_still_refuses_forged_proofs(
+    nats_url: str,
+) -> None:
+    cache = PrincipalCache()
+    cache.put(
+        Principal(
+            session_key=KEY.public_key,
+            kind="user",
+            name="tester",
+            contract_id="test@v1",
+            contract_digest="test",
+            capabilities=("inventory::items.read",),
+        )
+    )
+    snc = await nats.connect(nats_url)
+    cnc = await nats.connect(nats_url, inbox_prefix=KEY.inbox_prefix)
+    verifier = ProofVerifier(offload=True)
+    assert await verifier.warm_up()
+    server = RpcServer(snc, inventory, cache, verifier=verifier)
+
+    @server.handler("Items.Get")
+    async def get(req: Any, ctx: RequestContext) -> Any:
+        await asyncio.sleep(0.001)  # keep several requests in flight
+        return Ok(Item(id=req.id, name="widget", category="tools", quantity=3))
+
+    await server.start()
+    client = RpcClient(cnc, KEY, rpc_targets(inventory, include_own=True))
+    try:
+        results = await asyncio.gather(
+            *(client.call("Items.Get", GetItem(id=f"item-{i}")) for i in range(64))
+        )
+        assert all(isinstance(r, Ok) for r in results)
+        assert [r.value.id for r in results if isinstance(r, Ok)] == [
+            f"item-{i}" for i in range(64)
+        ]
+        assert verifier.offloaded > 0  # the busy requests went to the worker
+
+        # forged proofs mixed into concurrent traffic: signed by OTHER, sent as KEY
+        subject = inventory.manifest["rpc"]["Items.Get"]["subject"]
+
+        async def forged(i: int) -> Any:
+            body = GetItem(id=f"forged-{i}").model_dump_json().encode()
+            iat = int(time.time())
+            request_id = f"01FORGED{i:018d}"
+            headers = {
+                "session-key": KEY.public_key,
+                "proof": rpc_proof(OTHER, subject, body, iat, request_id),
+                "iat": str(iat),
+                "request-id": request_id,
+            }
+            reply = await cnc.request(subject, body, headers=headers, timeout=5)
+            return reply
+
+        replies = await asyncio.gather(
+            *(forged(i) for i in range(16)),
+            *(client.call("Items.Get", GetItem(id=f"ok-{i}")) for i in range(16)),
+        )
+        for reply in replies[:16]:
+            assert reply.headers and reply.headers.get("status") == "error"
+            assert b"invalid_signature" in reply.data
+        assert all(isinstance(r, Ok) for r in replies[16:])
+        assert verifier.offloaded > 64
+    finally:
+        await client.close()
+        await server.stop()
+        await cnc.close()
+        await snc.close()
+    assert verifier.worker_pid is None  # stop() closed the verifier
