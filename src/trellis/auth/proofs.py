@@ -107,8 +107,7 @@ def verify_connect_token(token: ConnectToken, now: float) -> str | None:
     return None
 
 
-def _length_prefixed(data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + data
+_u32 = struct.Struct(">I").pack
 
 
 def proof_input(session_key: str, subject: str, payload: bytes, iat: int, request_id: str) -> bytes:
@@ -120,14 +119,22 @@ def proof_input_for_hash(
     session_key: str, subject: str, payload_hash: bytes, iat: int, request_id: str
 ) -> bytes:
     """:func:`proof_input` when only the body's SHA-256 is at hand (``Auth.Requests.Validate``)."""
+    key = session_key.encode()
+    subj = subject.encode()
+    iat_text = str(iat).encode()
+    rid = request_id.encode()
     return b"".join(
-        _length_prefixed(part)
-        for part in (
-            session_key.encode(),
-            subject.encode(),
+        (
+            _u32(len(key)),
+            key,
+            _u32(len(subj)),
+            subj,
+            _u32(len(payload_hash)),
             payload_hash,
-            str(iat).encode(),
-            request_id.encode(),
+            _u32(len(iat_text)),
+            iat_text,
+            _u32(len(rid)),
+            rid,
         )
     )
 

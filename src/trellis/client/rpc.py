@@ -32,7 +32,7 @@ from trellis.auth import SessionKey
 from trellis.contracts import Contract
 from trellis.contracts.authoring import BUILTIN_REGISTRY
 from trellis.result import Err, Ok, Result, TransportError, TrellisError, ValidationError
-from trellis.wire import HEADER_STATUS, STATUS_ERROR, RequestIds, RequestSigner, dump_payload
+from trellis.wire import HEADER_STATUS, STATUS_ERROR, RequestIds, dump_payload, request_headers
 
 __all__ = ["DEFAULT_TIMEOUT", "RpcClient", "RpcTarget", "rpc_targets"]
 
@@ -100,7 +100,6 @@ class RpcClient:
         self._sub: Subscription | None = None
         self._lock = asyncio.Lock()
         self._seq = 0
-        self._signer = RequestSigner(key)
         self._ids = RequestIds()
 
     async def call(
@@ -223,8 +222,8 @@ class RpcClient:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Msg | None] = loop.create_future()
         self._pending[token] = (future, subject)
-        headers = self._signer.headers(
-            subject, body, int(self._clock()), self._ids.next(), traceparent
+        headers = request_headers(
+            self._key, subject, body, int(self._clock()), self._ids.next(), traceparent
         )
         timer: asyncio.TimerHandle | None = None
         try:
