@@ -7,7 +7,8 @@ implementation, with the same pydantic models on both sides (``GetItem`` in, ``I
 * concurrent throughput with ``--inflight`` requests in flight (``--conc-calls`` calls).
 
 The implementations run in interleaved rounds (raw, trellis, faststream, raw, ...) and the
-median round is reported, which keeps slow drifts of a busy machine from favouring one side.
+median round is reported, which keeps slow drifts of a busy machine from favouring one side;
+each ratio is the median of the per-round ratios (each pair measured back to back).
 Everything is bounded: fixed call counts, a 5 s per-call timeout and a ``--max-seconds``
 deadline for the whole run.
 
@@ -311,6 +312,20 @@ def floors(raw: dict[str, Any] | None, crypto: dict[str, float]) -> dict[str, fl
     }
 
 
+def round_ratio(samples: dict[str, list[dict[str, float]]], other: str, key: str) -> float | None:
+    """Median over rounds of trellis/other, each round's pair measured back to back.
+
+    A shared machine drifts by ±20 % over a run; pairing within a round cancels most of
+    that, where a ratio of two independent medians would not.
+    """
+    ratios = [
+        r
+        for mine, theirs in zip(samples.get("trellis", []), samples.get(other, []), strict=False)
+        if (r := _ratio(mine[key], theirs[key])) is not None
+    ]
+    return round(statistics.median(ratios), 3) if ratios else None
+
+
 def _ratio(a: float | None, b: float | None) -> float | None:
     if a is None or b is None or b == 0:
         return None
@@ -353,16 +368,11 @@ async def run(params: Params) -> dict[str, Any]:
     for name in wanted:
         results[name] = {"available": True, **_summarise(samples[name])}
 
-    def fig(name: str, key: str) -> float | None:
-        entry = results.get(name) or {}
-        value = entry.get(key) if entry.get("available") else None
-        return float(value) if value is not None else None
-
     ratios = {
         other: {
-            "seq_p50": _ratio(fig("trellis", "seq_p50_us"), fig(other, "seq_p50_us")),
-            "seq_p99": _ratio(fig("trellis", "seq_p99_us"), fig(other, "seq_p99_us")),
-            "throughput": _ratio(fig("trellis", "throughput_rps"), fig(other, "throughput_rps")),
+            "seq_p50": round_ratio(samples, other, "seq_p50_us"),
+            "seq_p99": round_ratio(samples, other, "seq_p99_us"),
+            "throughput": round_ratio(samples, other, "throughput_rps"),
         }
         for other in ("raw", "faststream")
     }
