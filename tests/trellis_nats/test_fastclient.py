@@ -21,7 +21,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from trellis.nats import fastclient
-from trellis.nats.fastclient import FastHeadersClient, connect
+from trellis.nats.fastclient import FastHeadersClient, connect, subscribe_inline
 from trellis.nats.server import NatsServer, free_ports
 
 TOKEN_CHARS = "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -33,6 +33,7 @@ def test_fast_paths_are_installed() -> None:
     # the hasattr guards must not have silently fallen back to the stock methods
     assert FastHeadersClient._send_publish is not Client._send_publish
     assert FastHeadersClient._parse_header_lines is not Client._parse_header_lines
+    assert FastHeadersClient._process_msg is not Client._process_msg
 
 
 # --- parsing -------------------------------------------------------------------------
@@ -239,6 +240,62 @@ async def test_headers_roundtrip_through_nats_server(tmp_path: Path) -> None:
             await plain.flush()
             reply = await fast.request("hdr.echo", b"", timeout=5, headers=headers)
             assert reply.headers == expected
+        finally:
+            await fast.close()
+            await plain.close()
+
+
+async def test_inline_subscriptions_deliver_from_the_read_loop(tmp_path: Path) -> None:
+    port, monitor = free_ports(2)
+    conf = tmp_path / "inline.conf"
+    conf.write_text(f'host: "127.0.0.1"\nport: {port}\nhttp: "127.0.0.1:{monitor}"\n')
+    async with NatsServer(conf, client_port=port, monitor_port=monitor) as server:
+        fast = await connect(server.url)
+        plain = await nats.connect(server.url)
+        try:
+            got: list[tuple[str, bytes, dict[str, str] | None]] = []
+            arrived = asyncio.Event()
+
+            def on_msg(msg: Msg) -> None:
+                if msg.data == b"boom":
+                    raise RuntimeError("a buggy callback")
+                got.append((msg.subject, msg.data, msg.headers))
+                if len(got) == 3:
+                    arrived.set()
+
+            sub = await subscribe_inline(fast, "inline.*", on_msg)
+            assert fast._inline[sub._id] is on_msg  # registered for inline dispatch
+            await fast.flush()
+            await plain.publish("inline.a", b"one", headers={"k": "v"})
+            await plain.publish("inline.b", b"boom")  # logged; delivery goes on
+            await plain.publish("inline.c", b"two")
+            await plain.publish("inline.d", b"three")
+            await plain.flush()
+            await asyncio.wait_for(arrived.wait(), timeout=5)
+            assert got == [
+                ("inline.a", b"one", {"k": "v"}),
+                ("inline.c", b"two", None),
+                ("inline.d", b"three", None),
+            ]
+            assert sub.pending_msgs == 0  # nothing went through nats-py's queue
+
+            await sub.unsubscribe()
+            assert sub._id not in fast._inline
+
+            # on a plain nats-py client it is an ordinary subscription with the same callback
+            plain_got: list[bytes] = []
+            done = asyncio.Event()
+
+            def on_plain(msg: Msg) -> None:
+                plain_got.append(msg.data)
+                done.set()
+
+            await subscribe_inline(plain, "inline.plain", on_plain)
+            await plain.flush()
+            await fast.publish("inline.plain", b"hello")
+            await fast.flush()
+            await asyncio.wait_for(done.wait(), timeout=5)
+            assert plain_got == [b"hello"]
         finally:
             await fast.close()
             await plain.close()

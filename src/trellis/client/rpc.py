@@ -31,6 +31,7 @@ from pydantic import ValidationError as PydanticValidationError
 from trellis.auth import SessionKey
 from trellis.contracts import Contract
 from trellis.contracts.authoring import BUILTIN_REGISTRY
+from trellis.nats.fastclient import subscribe_inline
 from trellis.result import Err, Ok, Result, TransportError, TrellisError, ValidationError
 from trellis.wire import HEADER_STATUS, STATUS_ERROR, RequestIds, dump_payload, request_headers
 
@@ -178,9 +179,9 @@ class RpcClient:
             return
         async with self._lock:
             if self._sub is None:
-                self._sub = await self._nc.subscribe(self._prefix + "*", cb=self._on_reply)
+                self._sub = await subscribe_inline(self._nc, self._prefix + "*", self._on_reply)
 
-    async def _on_reply(self, msg: Msg) -> None:
+    def _on_reply(self, msg: Msg) -> None:
         entry = self._pending.get(msg.subject[self._prefix_len :])
         if entry is not None and not entry[0].done():
             entry[0].set_result(msg)

@@ -29,14 +29,24 @@ nats-py, run the property tests: they compare both implementations on random inp
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Callable
 from typing import Any, Final
 
 import nats.aio.client as _nats_client
 from nats import errors
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.protocol import command as _command
 
-__all__ = ["FastHeadersClient", "connect"]
+__all__ = ["FastHeadersClient", "InlineCallback", "connect", "subscribe_inline"]
+
+log = logging.getLogger("trellis.nats")
+
+#: a message callback run synchronously by the connection's read loop: it must be quick
+#: and must not block (hand real work to a task)
+InlineCallback = Callable[[Msg], None]
 
 _BaseClient = _nats_client.Client
 
@@ -54,6 +64,10 @@ _FAST_PUBLISH: Final = (
     )
 )
 _FAST_PARSE: Final = hasattr(_BaseClient, "_parse_header_lines")
+_INLINE_DISPATCH: Final = all(
+    hasattr(_BaseClient, name)
+    for name in ("_process_msg", "_process_headers", "_build_message", "_remove_sub")
+)
 
 #: Bound on both name caches: real traffic uses a handful of names; junk input must not
 #: grow memory without limit (a full cache is emptied and relearns).
@@ -86,7 +100,35 @@ def _parse_name(name: bytes) -> str | None:
 
 
 class FastHeadersClient(_BaseClient):
-    """``nats.aio.client.Client`` with faster, behaviour-identical header handling."""
+    """``nats.aio.client.Client`` with faster, behaviour-identical header handling, and
+    inline dispatch for the subscriptions registered with :func:`subscribe_inline`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: subscription id -> callback run by the read loop (see :func:`subscribe_inline`)
+        self._inline: dict[int, InlineCallback] = {}
+
+    if _INLINE_DISPATCH:
+
+        async def _process_msg(
+            self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes
+        ) -> None:
+            inline = self._inline.get(sid)
+            if inline is None:
+                await super()._process_msg(sid, subject, reply, data, headers)
+                return
+            self.stats["in_msgs"] += 1
+            self.stats["in_bytes"] += len(data)
+            hdr = await self._process_headers(headers)
+            msg = self._build_message(sid, subject, reply, data, hdr)
+            try:
+                inline(msg)
+            except Exception:  # a callback bug must not stop the read loop
+                log.exception("inline subscription callback failed on %s", msg.subject)
+
+        def _remove_sub(self, sid: int, max_msgs: int = 0) -> None:
+            self._inline.pop(sid, None)
+            super()._remove_sub(sid, max_msgs)
 
     if _FAST_PARSE:
 
@@ -162,6 +204,32 @@ class FastHeadersClient(_BaseClient):
             await self._send_command(pub_cmd)
             if self._flush_queue is not None and self._flush_queue.empty():
                 await self._flush_pending()
+
+
+async def subscribe_inline(
+    nc: _BaseClient, subject: str, callback: InlineCallback, *, queue: str = ""
+) -> Subscription:
+    """Subscribe so that ``callback(msg)`` runs straight from the read loop.
+
+    nats-py queues every message for a per-subscription task, one event-loop pass later;
+    for callbacks that only resolve a future or start a task (the RPC reply mux and the
+    RPC dispatcher) that pass is pure overhead.  On a plain nats-py client, or if nats-py's
+    internals changed, this is an ordinary subscription with the same callback.
+    """
+    if isinstance(nc, FastHeadersClient) and _INLINE_DISPATCH:
+
+        async def early(msg: Msg) -> None:
+            # only what arrives between SUB and the registration below comes this way
+            callback(msg)
+
+        sub = await nc.subscribe(subject, queue=queue, cb=early)
+        nc._inline[sub._id] = callback
+        return sub
+
+    async def queued(msg: Msg) -> None:
+        callback(msg)
+
+    return await nc.subscribe(subject, queue=queue, cb=queued)
 
 
 async def connect(

@@ -27,6 +27,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from trellis.auth import ProofVerifier, iat_in_window, inbox_prefix, rpc_proof_digest
 from trellis.contracts import Contract
+from trellis.nats.fastclient import subscribe_inline
 from trellis.principals import Principal
 from trellis.result import (
     AuthError,
@@ -165,8 +166,8 @@ class RpcServer:
         for method in self._methods.values():
             if method.handler is None:
                 continue
-            sub = await self._nc.subscribe(
-                method.subject, queue=self._queue, cb=self._dispatcher(method)
+            sub = await subscribe_inline(
+                self._nc, method.subject, self._dispatcher(method), queue=self._queue
             )
             self._subs.append(sub)
         await self._nc.flush()
@@ -185,9 +186,9 @@ class RpcServer:
                 task.cancel()
         self._verifier.close()
 
-    def _dispatcher(self, method: _Method) -> Callable[[Msg], Awaitable[None]]:
-        async def on_message(msg: Msg) -> None:
-            # nats-py awaits callbacks one at a time per subscription: hand off at once
+    def _dispatcher(self, method: _Method) -> Callable[[Msg], None]:
+        def on_message(msg: Msg) -> None:
+            # run by the read loop itself: hand every request to its own task at once
             task = asyncio.create_task(self._serve(method, msg))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
