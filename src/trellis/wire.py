@@ -15,7 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from trellis.auth import SessionKey, rpc_proof
+from trellis.auth import SessionKey, rpc_proof_digest
+from trellis.encoding import b64url_encode
 from trellis.result import TrellisError
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "dump_payload",
     "error_reply",
     "request_headers",
+    "signed_headers",
 ]
 
 HEADER_SESSION_KEY = "session-key"
@@ -45,9 +47,17 @@ def request_headers(
     key: SessionKey, subject: str, body: bytes, iat: int, request_id: str, traceparent: str | None
 ) -> dict[str, str]:
     """``session-key``, ``proof``, ``iat``, ``request-id`` and, if given, ``traceparent``."""
+    signature = key.sign(rpc_proof_digest(key.public_key, subject, body, iat, request_id))
+    return signed_headers(key.public_key, signature, iat, request_id, traceparent)
+
+
+def signed_headers(
+    public_key: str, signature: bytes, iat: int, request_id: str, traceparent: str | None
+) -> dict[str, str]:
+    """The request headers around a proof signature computed elsewhere (a worker, say)."""
     headers = {
-        HEADER_SESSION_KEY: key.public_key,
-        HEADER_PROOF: rpc_proof(key, subject, body, iat, request_id),
+        HEADER_SESSION_KEY: public_key,
+        HEADER_PROOF: b64url_encode(signature),
         HEADER_IAT: str(iat),
         HEADER_REQUEST_ID: request_id,
     }

@@ -27,7 +27,7 @@ from trellis.auth.proofs import (
     verify_connect_token,
     verify_rpc_proof,
 )
-from trellis.auth.verifier import ProofVerifier
+from trellis.auth.worker import SignatureWorker
 
 __all__ = [
     "DOMAIN_BIND_FLOW",
@@ -38,8 +38,8 @@ __all__ = [
     "ConnectToken",
     "ConnectTokenError",
     "KeyFormatError",
-    "ProofVerifier",
     "SessionKey",
+    "SignatureWorker",
     "connect_token",
     "domain_digest",
     "iat_in_window",

@@ -28,12 +28,12 @@ from nats.nuid import NUID
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
-from trellis.auth import SessionKey
+from trellis.auth import SessionKey, SignatureWorker, rpc_proof_digest
 from trellis.contracts import Contract
 from trellis.contracts.authoring import BUILTIN_REGISTRY
 from trellis.nats.fastclient import subscribe_inline
 from trellis.result import Err, Ok, Result, TransportError, TrellisError, ValidationError
-from trellis.wire import HEADER_STATUS, STATUS_ERROR, RequestIds, dump_payload, request_headers
+from trellis.wire import HEADER_STATUS, STATUS_ERROR, RequestIds, dump_payload, signed_headers
 
 __all__ = ["DEFAULT_TIMEOUT", "RpcClient", "RpcTarget", "rpc_targets"]
 
@@ -90,9 +90,11 @@ class RpcClient:
         targets: Mapping[str, RpcTarget],
         *,
         clock: Callable[[], float] = time.time,
+        signatures: SignatureWorker | None = None,
     ) -> None:
         self._nc = nc
         self._key = key
+        self._signatures = signatures or SignatureWorker()
         self._targets = dict(targets)
         self._clock = clock
         self._prefix = f"{key.inbox_prefix}.{NUID().next().decode()}."
@@ -223,11 +225,16 @@ class RpcClient:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Msg | None] = loop.create_future()
         self._pending[token] = (future, subject)
-        headers = request_headers(
-            self._key, subject, body, int(self._clock()), self._ids.next(), traceparent
-        )
+        iat = int(self._clock())
+        request_id = self._ids.next()
+        digest = rpc_proof_digest(self._key.public_key, subject, body, iat, request_id)
         timer: asyncio.TimerHandle | None = None
         try:
+            if len(self._pending) > 1:  # other calls in flight: sign off the event loop
+                signature = await self._signatures.sign(self._key, digest)
+            else:
+                signature = self._key.sign(digest)
+            headers = signed_headers(self._key.public_key, signature, iat, request_id, traceparent)
             await self._nc.publish(subject, body, reply=self._prefix + token, headers=headers)
             timer = loop.call_later(budget, _expire, future)
             msg = await future
@@ -257,6 +264,7 @@ class RpcClient:
             with contextlib.suppress(Exception):  # the connection may be closed already
                 await self._sub.unsubscribe()
             self._sub = None
+        self._signatures.close()
 
 
 def _expire(future: asyncio.Future[Msg | None]) -> None:

@@ -25,7 +25,7 @@ from nats.aio.subscription import Subscription
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
-from trellis.auth import ProofVerifier, iat_in_window, inbox_prefix, rpc_proof_digest
+from trellis.auth import SignatureWorker, iat_in_window, inbox_prefix, rpc_proof_digest
 from trellis.contracts import Contract
 from trellis.nats.fastclient import subscribe_inline
 from trellis.principals import Principal
@@ -119,10 +119,10 @@ class RpcServer:
         queue: str | None = None,
         max_concurrency: int = 64,
         clock: Callable[[], float] = time.time,
-        verifier: ProofVerifier | None = None,
+        signatures: SignatureWorker | None = None,
     ) -> None:
         self._nc = nc
-        self._verifier = verifier or ProofVerifier()
+        self._signatures = signatures or SignatureWorker()
         self._contract = contract
         self._principals = principals
         self._queue = queue or contract.id
@@ -184,7 +184,7 @@ class RpcServer:
             _done, pending = await asyncio.wait(set(self._tasks), timeout=drain_timeout)
             for task in pending:
                 task.cancel()
-        self._verifier.close()
+        self._signatures.close()
 
     def _dispatcher(self, method: _Method) -> Callable[[Msg], None]:
         def on_message(msg: Msg) -> None:
@@ -255,9 +255,9 @@ class RpcServer:
             )
         digest = rpc_proof_digest(session_key, msg.subject, msg.data, iat, request_id)
         # with other requests in flight the loop has better things to do than wait for
-        # libsodium: the verifier batches those to its worker process
+        # libsodium: the signature worker batches those to its own process
         busy = len(self._tasks) > 1
-        if not await self._verifier.verify(session_key, digest, proof, busy=busy):
+        if not await self._signatures.verify(session_key, digest, proof, busy=busy):
             return Err(AuthError("request proof does not verify", reason="invalid_signature"))
         if not self._replay.first_use(session_key, request_id, now):
             return Err(AuthError("request id was already used", reason="invalid_signature"))

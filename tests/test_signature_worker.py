@@ -19,12 +19,21 @@ from examples.inventory.contract import GetItem, Item, inventory
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trellis.auth import ProofVerifier, SessionKey, rpc_proof
-from trellis.auth import verifier as verifier_module
-from trellis.auth.ed25519 import READY, RECORD, serve, verify_batch
+from trellis.auth import SessionKey, SignatureWorker, rpc_proof
+from trellis.auth import worker as worker_module
+from trellis.auth.ed25519 import (
+    OP_KEY,
+    OP_SIGN,
+    OP_VERIFY,
+    READY,
+    SIGN_RECORD,
+    VERIFY_RECORD,
+    serve,
+    verify_batch,
+)
 from trellis.auth.keys import decode_public_key, decode_signature, verify_signature
 from trellis.client.rpc import RpcClient, rpc_targets
-from trellis.encoding import b64url_encode, sha256
+from trellis.encoding import b64url_decode, b64url_encode, sha256
 from trellis.nats.server import NatsServer, free_ports
 from trellis.principals import Principal, PrincipalCache
 from trellis.result import Ok
@@ -85,99 +94,156 @@ def test_the_worker_answers_one_byte_per_record_in_order() -> None:
     data = b"".join(records)
     assert list(verify_batch(data)) == expected
     out = io.BytesIO()
-    assert serve(io.BytesIO(len(records).to_bytes(4, "big") + data), out) == 0
+    assert serve(io.BytesIO(OP_VERIFY + len(records).to_bytes(4, "big") + data), out) == 0
     assert out.getvalue()[:1] == READY
     assert list(out.getvalue()[1:]) == expected
 
 
 def test_the_worker_stops_on_a_malformed_frame() -> None:
     out = io.BytesIO()
-    assert serve(io.BytesIO((0).to_bytes(4, "big")), out) == 2
-    assert serve(io.BytesIO((10_000).to_bytes(4, "big") + b"\0" * RECORD), out) == 2
-    assert out.getvalue() == READY * 2
+    assert serve(io.BytesIO(OP_VERIFY + (0).to_bytes(4, "big")), out) == 2
+    assert (
+        serve(io.BytesIO(OP_VERIFY + (10_000).to_bytes(4, "big") + b"\0" * VERIFY_RECORD), out) == 2
+    )
+    assert serve(io.BytesIO(b"X" + (1).to_bytes(4, "big") + b"\0" * VERIFY_RECORD), out) == 2
+    assert serve(io.BytesIO(OP_KEY + (2).to_bytes(4, "big") + b"\0" * 64), out) == 2
+    # a sign for a key slot never loaded
+    assert serve(io.BytesIO(OP_SIGN + (1).to_bytes(4, "big") + b"\0" * SIGN_RECORD), out) == 2
+    assert out.getvalue() == READY * 5
+
+
+def test_the_worker_signs_with_the_keys_it_was_given() -> None:
+    seeds = [SessionKey.generate() for _ in range(2)]
+    frames = b""
+    for key in seeds:
+        frames += OP_KEY + (1).to_bytes(4, "big") + b64url_decode(key.seed)
+    digests = [sha256(f"m{i}".encode()) for i in range(3)]
+    records = b"".join((i % 2).to_bytes(2, "big") + d for i, d in enumerate(digests))
+    frames += OP_SIGN + (3).to_bytes(4, "big") + records
+    out = io.BytesIO()
+    assert serve(io.BytesIO(frames), out) == 0
+    answer = out.getvalue()
+    assert answer[:3] == READY + b"\x01\x01"
+    signatures = [answer[3 + 64 * i : 3 + 64 * (i + 1)] for i in range(3)]
+    assert signatures == [seeds[i % 2].sign(d) for i, d in enumerate(digests)]
 
 
 async def test_busy_verifications_go_to_the_worker_in_batches() -> None:
-    verifier = ProofVerifier(offload=True)
+    worker = SignatureWorker(offload=True)
     try:
-        assert await verifier.warm_up()
+        assert await worker.warm_up()
         cases = [signed(i, KEY if i % 4 else OTHER) for i in range(150)]
         # every 4th is signed by OTHER but presented as KEY's: must fail
         results = await asyncio.gather(
-            *(verifier.verify(KEY.public_key, digest, sig) for _, digest, sig in cases)
+            *(worker.verify(KEY.public_key, digest, sig) for _, digest, sig in cases)
         )
         assert results == [i % 4 != 0 for i in range(150)]
-        assert verifier.offloaded == 150
-        assert verifier.offloading
+        assert worker.offloaded == 150
+        assert worker.offloading
         # malformed input never reaches the worker and verifies as False
-        assert not await verifier.verify("not-a-key", b"x" * 32, "A" * 86)
-        assert not await verifier.verify(KEY.public_key, b"x" * 32, "garbage")
+        assert not await worker.verify("not-a-key", b"x" * 32, "A" * 86)
+        assert not await worker.verify(KEY.public_key, b"x" * 32, "garbage")
     finally:
-        verifier.close()
+        worker.close()
 
 
 async def test_an_idle_caller_is_verified_inline_without_a_worker() -> None:
-    verifier = ProofVerifier(offload=True)
+    worker = SignatureWorker(offload=True)
     public, digest, sig = signed(1)
-    assert await verifier.verify(public, digest, sig, busy=False)
-    assert not await verifier.verify(public, sha256(b"other"), sig, busy=False)
-    assert verifier.worker_pid is None
-    verifier.close()
+    assert await worker.verify(public, digest, sig, busy=False)
+    assert not await worker.verify(public, sha256(b"other"), sig, busy=False)
+    assert worker.worker_pid is None
+    worker.close()
 
 
 async def test_a_killed_worker_loses_nothing_and_verification_goes_inline() -> None:
-    verifier = ProofVerifier(offload=True)
+    worker = SignatureWorker(offload=True)
     try:
-        assert await verifier.warm_up()
-        pid = verifier.worker_pid
+        assert await worker.warm_up()
+        pid = worker.worker_pid
         assert pid is not None
         os.kill(pid, signal.SIGSTOP)  # hold the batch in the pipe, then kill the worker
-        pending = [asyncio.ensure_future(verifier.verify(*signed(i))) for i in range(1, 40)]
-        forged = asyncio.ensure_future(verifier.verify(KEY.public_key, *signed(99, OTHER)[1:]))
+        pending = [asyncio.ensure_future(worker.verify(*signed(i))) for i in range(1, 40)]
+        forged = asyncio.ensure_future(worker.verify(KEY.public_key, *signed(99, OTHER)[1:]))
         await asyncio.sleep(0.05)
         os.kill(pid, signal.SIGKILL)
         assert all(await asyncio.gather(*pending))
         assert not await forged
-        assert verifier.offloaded == 0  # the worker answered none of them
-        assert not verifier.offloading
-        assert verifier.worker_pid is None
-        assert await verifier.verify(*signed(100))  # inline from now on
+        assert worker.offloaded == 0  # the worker answered none of them
+        assert not worker.offloading
+        assert worker.worker_pid is None
+        assert await worker.verify(*signed(100))  # inline from now on
     finally:
-        verifier.close()
+        worker.close()
 
 
 async def test_a_stalled_worker_is_given_up_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(verifier_module, "STALL_SECONDS", 0.2)
-    verifier = ProofVerifier(offload=True)
+    monkeypatch.setattr(worker_module, "STALL_SECONDS", 0.2)
+    worker = SignatureWorker(offload=True)
     try:
-        assert await verifier.warm_up()
-        pid = verifier.worker_pid
+        assert await worker.warm_up()
+        pid = worker.worker_pid
         assert pid is not None
         os.kill(pid, signal.SIGSTOP)
         results = await asyncio.wait_for(
-            asyncio.gather(*(verifier.verify(*signed(i)) for i in range(1, 20))), timeout=5
+            asyncio.gather(*(worker.verify(*signed(i)) for i in range(1, 20))), timeout=5
         )
         assert all(results)
-        assert verifier.offloaded == 0
-        assert not verifier.offloading
+        assert worker.offloaded == 0
+        assert not worker.offloading
     finally:
-        verifier.close()
+        worker.close()
 
 
 async def test_close_answers_pending_verifications_and_stops_the_worker() -> None:
-    verifier = ProofVerifier(offload=True)
-    assert await verifier.warm_up()
-    pid = verifier.worker_pid
+    worker = SignatureWorker(offload=True)
+    assert await worker.warm_up()
+    pid = worker.worker_pid
     assert pid is not None
     os.kill(pid, signal.SIGSTOP)  # it cannot answer what is about to be sent
-    pending = [asyncio.ensure_future(verifier.verify(*signed(i))) for i in range(1, 10)]
+    pending = [asyncio.ensure_future(worker.verify(*signed(i))) for i in range(1, 10)]
     await asyncio.sleep(0.02)
-    verifier.close()
+    worker.close()
     assert all(await asyncio.gather(*pending))
-    assert verifier.offloaded == 0
-    assert verifier.worker_pid is None
+    assert worker.offloaded == 0
+    assert worker.worker_pid is None
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # exited and reaped by close()
+
+
+async def test_busy_signatures_come_from_the_worker_and_match_inline_ones() -> None:
+    worker = SignatureWorker(offload=True)
+    try:
+        assert await worker.warm_up()
+        digests = [sha256(f"sign {i}".encode()) for i in range(120)]
+        keys = [KEY if i % 3 else OTHER for i in range(120)]
+        signatures = await asyncio.gather(
+            *(worker.sign(key, digest) for key, digest in zip(keys, digests, strict=True))
+        )
+        # Ed25519 is deterministic: the worker's signatures are byte for byte the inline ones
+        assert signatures == [key.sign(d) for key, d in zip(keys, digests, strict=True)]
+        assert worker.offloaded == 120
+        assert worker.worker_pid is not None
+    finally:
+        worker.close()
+
+
+async def test_signing_survives_a_killed_worker() -> None:
+    worker = SignatureWorker(offload=True)
+    try:
+        assert await worker.warm_up()
+        pid = worker.worker_pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        digests = [sha256(f"late {i}".encode()) for i in range(30)]
+        pending = [asyncio.ensure_future(worker.sign(KEY, d)) for d in digests]
+        await asyncio.sleep(0.05)
+        os.kill(pid, signal.SIGKILL)
+        assert await asyncio.gather(*pending) == [KEY.sign(d) for d in digests]
+        assert worker.offloaded == 0
+        assert not worker.offloading
+    finally:
+        worker.close()
 
 
 # --------------------------------------------------------------------------- end to end
@@ -185,7 +251,7 @@ async def test_close_answers_pending_verifications_and_stops_the_worker() -> Non
 
 @pytest.fixture
 async def nats_url() -> AsyncIterator[str]:
-    with tempfile.TemporaryDirectory(prefix="trellis-verifier-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="trellis-signatures-") as tmp:
         (port,) = free_ports(1)
         conf = Path(tmp) / "nats.conf"
         conf.write_text(f"listen: 127.0.0.1:{port}\n", encoding="utf-8")
@@ -213,9 +279,9 @@ async def test_a_server_under_load_offloads_and_still_refuses_forged_proofs(
     )
     snc = await nats.connect(nats_url)
     cnc = await nats.connect(nats_url, inbox_prefix=KEY.inbox_prefix)
-    verifier = ProofVerifier(offload=True)
-    assert await verifier.warm_up()
-    server = RpcServer(snc, inventory, cache, verifier=verifier)
+    worker = SignatureWorker(offload=True)
+    assert await worker.warm_up()
+    server = RpcServer(snc, inventory, cache, signatures=worker)
 
     @server.handler("Items.Get")
     async def get(req: Any, ctx: RequestContext) -> Any:
@@ -223,7 +289,9 @@ async def test_a_server_under_load_offloads_and_still_refuses_forged_proofs(
         return Ok(Item(id=req.id, name="widget", category="tools", quantity=3))
 
     await server.start()
-    client = RpcClient(cnc, KEY, rpc_targets(inventory, include_own=True))
+    signer = SignatureWorker(offload=True)
+    assert await signer.warm_up()
+    client = RpcClient(cnc, KEY, rpc_targets(inventory, include_own=True), signatures=signer)
     try:
         results = await asyncio.gather(
             *(client.call("Items.Get", GetItem(id=f"item-{i}")) for i in range(64))
@@ -232,7 +300,7 @@ async def test_a_server_under_load_offloads_and_still_refuses_forged_proofs(
         assert [r.value.id for r in results if isinstance(r, Ok)] == [
             f"item-{i}" for i in range(64)
         ]
-        assert verifier.offloaded > 0  # the busy requests went to the worker
+        assert worker.offloaded > 0  # the busy requests went to the worker
 
         # forged proofs mixed into concurrent traffic: signed by OTHER, sent as KEY
         subject = inventory.manifest["rpc"]["Items.Get"]["subject"]
@@ -258,10 +326,11 @@ async def test_a_server_under_load_offloads_and_still_refuses_forged_proofs(
             assert reply.headers and reply.headers.get("status") == "error"
             assert b"invalid_signature" in reply.data
         assert all(isinstance(r, Ok) for r in replies[16:])
-        assert verifier.offloaded > 64
+        assert worker.offloaded > 64
+        assert signer.offloaded > 0  # concurrent calls were signed by the client's worker
     finally:
         await client.close()
         await server.stop()
         await cnc.close()
         await snc.close()
-    assert verifier.worker_pid is None  # stop() closed the verifier
+    assert worker.worker_pid is None  # stop() closed the worker

@@ -1,0 +1,379 @@
+"""Ed25519 work that keeps a busy event loop free: signing and verifying request proofs.
+
+An Ed25519 verify costs about as much CPU as everything else a small RPC does in Python, and a
+signature about a third of that (``bench/`` prints both).  A thread does not help: libsodium
+releases the GIL, but every call has to take it back from a busy event loop and waits for the
+interpreter's switch interval.  So under load the work goes to a small worker process
+(:mod:`trellis.auth.ed25519` run as a script) in batches: one pipe write and one read per
+batch, whatever its size, while the loop goes on serving.  A caller that is not busy (one
+request at a time) works inline, because the round trip would only add latency there.
+
+What crosses the pipe: public keys, digests and signatures, plus, for signing, the seed of a
+key this process already holds (never in argv, environment, files or logs).  If the worker
+dies, stalls or cannot be started, every pending job is redone inline and the worker stays
+unused from then on: nothing is lost and nothing is accepted unverified.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import subprocess
+import sys
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trellis.auth import ed25519
+from trellis.auth.ed25519 import (
+    MAX_BATCH,
+    OP_KEY,
+    OP_SIGN,
+    OP_VERIFY,
+    READY,
+    verify_detached,
+    verify_record,
+)
+from trellis.auth.keys import SessionKey, decode_public_key, decode_signature
+from trellis.encoding import b64url_decode
+
+__all__ = ["SignatureWorker"]
+
+log = logging.getLogger("trellis.auth.worker")
+
+#: a worker not ready within this many seconds is given up on (inline work goes on)
+STARTUP_SECONDS = 10.0
+#: a frame the worker has not answered within this many seconds marks it as failed
+STALL_SECONDS = 2.0
+#: frames written but not yet answered; their bytes stay well under a 64 KiB pipe buffer
+MAX_OUTSTANDING = 2
+
+
+@dataclass(slots=True)
+class _Job:
+    future: asyncio.Future[Any]
+    record: bytes
+    #: the same work done in this process, if the worker cannot
+    inline: Callable[[], Any]
+
+
+@dataclass(slots=True)
+class _Frame:
+    jobs: list[_Job]
+    answer_size: int  # bytes per job (or in all, for a job-less key frame)
+    decode: Callable[[bytes], Any]
+    timer: asyncio.TimerHandle
+
+
+def _decode_verdict(answer: bytes) -> bool:
+    return answer == b"\x01"
+
+
+def _decode_signature(answer: bytes) -> bytes:
+    return answer
+
+
+class SignatureWorker:
+    """Signs and verifies Ed25519 inline, or in a worker process when the caller is busy.
+
+    ``offload=None`` (the default) uses the worker on machines with more than one CPU;
+    ``False`` never does; ``True`` always may (tests use it to force the worker path).
+    """
+
+    _MAX_KEYS = 4096
+
+    def __init__(self, *, offload: bool | None = None) -> None:
+        if offload is None:
+            offload = (os.cpu_count() or 1) > 1
+        self._offload = offload and bool(sys.executable)
+        self._public_keys: dict[str, bytes] = {}
+        self._slots: dict[str, int] = {}  # public key -> the worker's key slot
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queues: dict[bytes, list[_Job]] = {OP_VERIFY: [], OP_SIGN: []}
+        self._outstanding: deque[_Frame] = deque()
+        self._readbuf = bytearray()
+        self._writebuf = bytearray()
+        self._flush_scheduled = False
+        self._startup_timer: asyncio.TimerHandle | None = None
+        self._ready = False
+        self._failed = False
+        self._settled = asyncio.Event()  # set once the worker is ready or given up on
+        #: jobs the worker has answered so far (the rest were done inline)
+        self.offloaded = 0
+
+    @property
+    def offloading(self) -> bool:
+        """Whether busy callers are currently served by the worker process."""
+        return self._offload and not self._failed
+
+    @property
+    def worker_pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    async def warm_up(self, timeout: float = STARTUP_SECONDS) -> bool:
+        """Start the worker now and wait until it is ready; ``False`` if it cannot be."""
+        if not self.offloading:
+            return False
+        if self._proc is None:
+            self._start(asyncio.get_running_loop())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._settled.wait(), timeout)
+        return self._ready and self.offloading
+
+    # ------------------------------------------------------------------ verification
+
+    def _public_key(self, text: str) -> bytes | None:
+        key = self._public_keys.get(text)
+        if key is None:
+            key = decode_public_key(text)
+            if key is None:
+                return None
+            if len(self._public_keys) >= self._MAX_KEYS:
+                self._public_keys.clear()
+            self._public_keys[text] = key
+        return key
+
+    def verify_now(self, public_key: str, message: bytes, signature: str) -> bool:
+        """Verify inline; malformed keys or signatures verify as ``False``."""
+        key = self._public_key(public_key)
+        sig = decode_signature(signature)
+        if key is None or sig is None:
+            return False
+        return verify_detached(key, message, sig)
+
+    async def verify(
+        self, public_key: str, message: bytes, signature: str, *, busy: bool = True
+    ) -> bool:
+        """Verify ``signature`` over the 32-byte ``message``: in the worker when ``busy``."""
+        if not busy or len(message) != 32 or not self._usable():
+            return self.verify_now(public_key, message, signature)
+        key = self._public_key(public_key)
+        sig = decode_signature(signature)
+        if key is None or sig is None:
+            return False
+        record = key + sig + message
+        return bool(await self._submit(OP_VERIFY, record, lambda: verify_record(record)))
+
+    # ------------------------------------------------------------------ signing
+
+    async def sign(self, key: SessionKey, message: bytes, *, busy: bool = True) -> bytes:
+        """The signature of the 32-byte ``message`` with ``key``: in the worker when ``busy``."""
+        if not busy or len(message) != 32 or not self._usable():
+            return key.sign(message)
+        slot = self._slots.get(key.public_key)
+        if slot is None:
+            if len(self._slots) >= 65535:
+                return key.sign(message)
+            slot = self._slots[key.public_key] = len(self._slots)
+            # the seed goes down the pipe once; frames are answered in order, so the signs
+            # queued after it find their slot
+            self._send_frame(OP_KEY, _raw_seed(key), [], 1, _decode_verdict)
+        return bytes(
+            await self._submit(
+                OP_SIGN, slot.to_bytes(2, "big") + message, lambda: key.sign(message)
+            )
+        )
+
+    # ------------------------------------------------------------------ worker plumbing
+
+    def _usable(self) -> bool:
+        """Whether to queue for the worker now (starting it if need be)."""
+        if not self.offloading:
+            return False
+        if self._proc is None:
+            self._start(asyncio.get_running_loop())
+        return self._ready and not self._failed
+
+    async def _submit(self, op: bytes, record: bytes, inline: Callable[[], Any]) -> Any:
+        loop = self._loop
+        assert loop is not None
+        job = _Job(loop.create_future(), record, inline)
+        self._queues[op].append(job)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
+        return await job.future
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        script = Path(ed25519.__file__).resolve()
+        try:
+            # -I: no environment, no user site, not the script's folder on sys.path
+            proc = subprocess.Popen(  # noqa: S603 - our own interpreter and file, no shell
+                [sys.executable, "-I", str(script)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                close_fds=True,
+            )
+        except OSError as exc:
+            self._fail(f"could not start the signature worker: {exc}")
+            return
+        assert proc.stdin is not None and proc.stdout is not None
+        os.set_blocking(proc.stdin.fileno(), False)
+        os.set_blocking(proc.stdout.fileno(), False)
+        self._proc = proc
+        self._loop = loop
+        loop.add_reader(proc.stdout.fileno(), self._on_readable)
+        self._startup_timer = loop.call_later(STARTUP_SECONDS, self._on_startup_timeout)
+
+    def _on_startup_timeout(self) -> None:
+        if not self._ready:
+            self._fail(f"the signature worker did not start within {STARTUP_SECONDS:.0f}s")
+
+    def _send_frame(
+        self,
+        op: bytes,
+        payload: bytes,
+        jobs: list[_Job],
+        answer_size: int,
+        decode: Callable[[bytes], Any],
+    ) -> None:
+        assert self._loop is not None
+        count = max(len(jobs), 1)
+        self._writebuf += op + count.to_bytes(4, "big") + payload
+        timer = self._loop.call_later(STALL_SECONDS, self._on_stall)
+        self._outstanding.append(_Frame(jobs, answer_size, decode, timer))
+        self._write()
+
+    def _flush(self) -> None:
+        """Send what is queued, a frame per operation (more if over ``MAX_BATCH``)."""
+        self._flush_scheduled = False
+        if self._failed or self._loop is None:
+            return
+        for op, size, decode in (
+            (OP_VERIFY, 1, _decode_verdict),
+            (OP_SIGN, 64, _decode_signature),
+        ):
+            queue = self._queues[op]
+            while queue and len(self._outstanding) < MAX_OUTSTANDING:
+                batch = queue[:MAX_BATCH]
+                del queue[:MAX_BATCH]
+                payload = b"".join(job.record for job in batch)
+                self._send_frame(op, payload, batch, size, decode)
+
+    def _write(self) -> None:
+        if not self._writebuf or self._proc is None or self._proc.stdin is None:
+            return
+        fd = self._proc.stdin.fileno()
+        try:
+            written = os.write(fd, self._writebuf)
+        except BlockingIOError:
+            written = 0
+        except OSError as exc:
+            self._fail(f"the signature worker stopped reading: {exc}")
+            return
+        del self._writebuf[:written]
+        if self._writebuf and self._loop is not None:
+            self._loop.add_writer(fd, self._on_writable)
+
+    def _on_writable(self) -> None:
+        if self._loop is not None and self._proc is not None and self._proc.stdin is not None:
+            self._loop.remove_writer(self._proc.stdin.fileno())
+        self._write()
+
+    def _on_readable(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        try:
+            chunk = os.read(self._proc.stdout.fileno(), 65536)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self._fail(f"the signature worker failed: {exc}")
+            return
+        if not chunk:
+            self._fail("the signature worker exited")
+            return
+        self._readbuf += chunk
+        if not self._ready:
+            if self._readbuf[:1] != READY:
+                self._fail("the signature worker sent something unexpected")
+                return
+            del self._readbuf[:1]
+            self._ready = True
+            self._settled.set()
+            if self._startup_timer is not None:
+                self._startup_timer.cancel()
+        while self._outstanding:
+            frame = self._outstanding[0]
+            size = frame.answer_size * max(len(frame.jobs), 1)
+            if len(self._readbuf) < size:
+                break
+            self._outstanding.popleft()
+            frame.timer.cancel()
+            answer = bytes(self._readbuf[:size])
+            del self._readbuf[:size]
+            self.offloaded += len(frame.jobs)
+            step = frame.answer_size
+            for i, job in enumerate(frame.jobs):
+                if not job.future.done():
+                    job.future.set_result(frame.decode(answer[i * step : (i + 1) * step]))
+        if any(self._queues.values()) and not self._flush_scheduled and self._loop is not None:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _on_stall(self) -> None:
+        self._fail(f"the signature worker did not answer within {STALL_SECONDS:.0f}s")
+
+    def _fail(self, reason: str) -> None:
+        """Stop using the worker; do everything still pending inline."""
+        if not self._failed:
+            log.warning("%s; signing and verifying inline from now on", reason)
+        self._failed = True
+        self._settled.set()
+        self._settle_inline()
+        self._stop_process()
+
+    def _settle_inline(self) -> None:
+        """Answer every queued or outstanding job by doing its work here."""
+        pending = [job for frame in self._outstanding for job in frame.jobs]
+        for frame in self._outstanding:
+            frame.timer.cancel()
+        self._outstanding.clear()
+        for queue in self._queues.values():
+            pending += queue
+            queue.clear()
+        for job in pending:
+            if not job.future.done():
+                job.future.set_result(job.inline())
+
+    def _stop_process(self) -> None:
+        if self._startup_timer is not None:
+            self._startup_timer.cancel()
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if self._loop is not None and not self._loop.is_closed():
+            with contextlib.suppress(Exception):  # the fds may already be gone
+                assert proc.stdout is not None and proc.stdin is not None
+                self._loop.remove_reader(proc.stdout.fileno())
+                self._loop.remove_writer(proc.stdin.fileno())
+        for stream in (proc.stdin, proc.stdout):
+            with contextlib.suppress(OSError):
+                if stream is not None:
+                    stream.close()
+        # the worker holds nothing worth a graceful end: stop it now
+        with contextlib.suppress(OSError):
+            if proc.poll() is None:
+                proc.kill()
+        with contextlib.suppress(Exception):
+            proc.wait(timeout=1.0)
+
+    def close(self) -> None:
+        """Finish pending work inline and stop the worker (idempotent)."""
+        self._settle_inline()
+        self._stop_process()
+        self._slots.clear()
+        self._ready = False
+        self._settled = asyncio.Event()
+        self._readbuf.clear()
+        self._writebuf.clear()
+
+
+def _raw_seed(key: SessionKey) -> bytes:
+    """The raw 32-byte seed of ``key`` (only ever written to the worker's pipe)."""
+    return b64url_decode(key.seed)
