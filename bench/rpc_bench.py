@@ -6,9 +6,10 @@ implementation, with the same pydantic models on both sides (``GetItem`` in, ``I
 * sequential latency (p50/p99/mean) over ``--calls`` calls after a warm-up;
 * concurrent throughput with ``--inflight`` requests in flight (``--conc-calls`` calls).
 
-The implementations run in interleaved rounds (raw, trellis, faststream, raw, ...) and the
-median round is reported, which keeps slow drifts of a busy machine from favouring one side;
-each ratio is the median of the per-round ratios (each pair measured back to back).
+All implementations stay connected for the whole run; within each round their calls run in
+alternating chunks (raw, trellis, faststream, then trellis, faststream, raw, ...), the median
+round is reported, and each ratio is the median of the per-round ratios, which keeps the
+drift of a busy machine from favouring one side.
 Everything is bounded: fixed call counts, a 5 s per-call timeout and a ``--max-seconds``
 deadline for the whole run.
 
@@ -52,6 +53,9 @@ IMPLEMENTATIONS = ("raw", "trellis", "faststream")
 CALL_TIMEOUT = 5.0
 RAW_SUBJECT = "bench.raw.items.get"
 FS_SUBJECT = "bench.faststream.items.get"
+
+#: chunks per round: each implementation's calls are split into this many alternating parts
+CHUNKS = 5
 
 #: (sequential calls, concurrent calls, warm-up calls, rounds)
 FULL = (2000, 6400, 300, 3)
@@ -120,20 +124,55 @@ async def _concurrent(call: Call, count: int, inflight: int) -> tuple[float, lis
     return time.perf_counter() - begin, latencies
 
 
-async def _measure(call: Call, params: Params) -> dict[str, float]:
+async def _warm_up(call: Call, params: Params) -> None:
     await _sequential(call, params.warmup)
     await _concurrent(call, max(params.inflight, params.warmup), params.inflight)
-    seq = sorted(await _sequential(call, params.calls))
-    wall, conc = await _concurrent(call, params.conc_calls, params.inflight)
-    conc.sort()
-    return {
-        "seq_p50_us": _percentile(seq, 50),
-        "seq_p99_us": _percentile(seq, 99),
-        "seq_mean_us": statistics.fmean(seq),
-        "throughput_rps": params.conc_calls / wall,
-        "conc_p50_us": _percentile(conc, 50),
-        "conc_p99_us": _percentile(conc, 99),
-    }
+
+
+def _chunks(total: int, count: int) -> list[int]:
+    """``total`` split into ``count`` near-equal positive parts (fewer if total < count)."""
+    count = max(1, min(count, total))
+    base, extra = divmod(total, count)
+    return [base + (i < extra) for i in range(count)]
+
+
+async def _measure_round(calls: dict[str, Call], params: Params) -> dict[str, dict[str, float]]:
+    """One round: every implementation measured in alternating chunks.
+
+    A shared machine's speed drifts within seconds; measuring raw, trellis and faststream
+    one after the other in short chunks (rotating who goes first) spreads that drift over
+    all of them instead of handing it to whoever ran during a slow spell.
+    """
+    names = list(calls)
+    seq: dict[str, list[float]] = {name: [] for name in names}
+    conc: dict[str, list[float]] = {name: [] for name in names}
+    wall: dict[str, float] = dict.fromkeys(names, 0.0)
+    for i, (n_seq, n_conc) in enumerate(
+        zip(
+            _chunks(params.calls, CHUNKS),
+            _chunks(params.conc_calls, CHUNKS),
+            strict=False,
+        )
+    ):
+        order = names[i % len(names) :] + names[: i % len(names)]
+        for name in order:
+            seq[name] += await _sequential(calls[name], n_seq)
+        for name in order:
+            seconds, latencies = await _concurrent(calls[name], n_conc, params.inflight)
+            wall[name] += seconds
+            conc[name] += latencies
+    out: dict[str, dict[str, float]] = {}
+    for name in names:
+        s, c = sorted(seq[name]), sorted(conc[name])
+        out[name] = {
+            "seq_p50_us": _percentile(s, 50),
+            "seq_p99_us": _percentile(s, 99),
+            "seq_mean_us": statistics.fmean(s),
+            "throughput_rps": len(c) / wall[name],
+            "conc_p50_us": _percentile(c, 50),
+            "conc_p99_us": _percentile(c, 99),
+        }
+    return out
 
 
 # --------------------------------------------------------------------------- implementations
@@ -358,10 +397,16 @@ async def run(params: Params) -> dict[str, Any]:
         await server.astart()
         started = time.perf_counter()
         try:
-            for _ in range(params.rounds):
-                for name in wanted:
-                    async with FACTORIES[name](server.url) as call:
-                        samples[name].append(await _measure(call, params))
+            async with contextlib.AsyncExitStack() as stack:
+                calls = {
+                    name: await stack.enter_async_context(FACTORIES[name](server.url))
+                    for name in wanted
+                }
+                for call in calls.values():
+                    await _warm_up(call, params)
+                for _ in range(params.rounds):
+                    for name, figures in (await _measure_round(calls, params)).items():
+                        samples[name].append(figures)
         finally:
             await server.astop()
         elapsed = time.perf_counter() - started

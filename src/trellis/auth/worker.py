@@ -214,11 +214,16 @@ class SignatureWorker:
             self._fail(f"could not start the signature worker: {exc}")
             return
         assert proc.stdin is not None and proc.stdout is not None
-        os.set_blocking(proc.stdin.fileno(), False)
-        os.set_blocking(proc.stdout.fileno(), False)
         self._proc = proc
         self._loop = loop
-        loop.add_reader(proc.stdout.fileno(), self._on_readable)
+        try:
+            os.set_blocking(proc.stdin.fileno(), False)
+            os.set_blocking(proc.stdout.fileno(), False)
+            loop.add_reader(proc.stdout.fileno(), self._on_readable)
+        except (OSError, NotImplementedError, ValueError) as exc:
+            # e.g. an event loop without add_reader for pipes (Windows' proactor)
+            self._fail(f"cannot watch the signature worker's pipe: {exc!r}")
+            return
         self._startup_timer = loop.call_later(STARTUP_SECONDS, self._on_startup_timeout)
 
     def _on_startup_timeout(self) -> None:
