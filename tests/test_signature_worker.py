@@ -246,6 +246,27 @@ async def test_signing_survives_a_killed_worker() -> None:
         worker.close()
 
 
+async def test_a_loop_that_cannot_watch_pipes_means_inline_work(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_pipes(*args: object) -> None:
+        raise NotImplementedError("add_reader")
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "add_reader", no_pipes)
+    worker = SignatureWorker(offload=True)
+    try:
+        assert not await worker.warm_up()
+        assert await worker.verify(*signed(1))
+        assert not await worker.verify(KEY.public_key, *signed(2, OTHER)[1:])
+        digest = sha256(b"inline")
+        assert await worker.sign(KEY, digest) == KEY.sign(digest)
+        assert not worker.offloading
+        assert worker.worker_pid is None  # the started process was stopped again
+        assert worker.offloaded == 0
+    finally:
+        worker.close()
+
+
 # --------------------------------------------------------------------------- end to end
 
 
