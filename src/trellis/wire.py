@@ -96,9 +96,19 @@ class RequestIds:
         if ms != self._ms:
             self._ms = ms
             high = self._rng.getrandbits(40)
-            self._prefix = "".join(
-                _CROCKFORD[(ms >> shift) & 31] for shift in range(45, -1, -5)
-            ) + "".join(_PAIRS[(high >> shift) & 1023] for shift in (30, 20, 10, 0))
+            pairs = _PAIRS
+            # 48 bits of milliseconds, then 40 random bits: ten characters each
+            self._prefix = (
+                pairs[(ms >> 40) & 1023]
+                + pairs[(ms >> 30) & 1023]
+                + pairs[(ms >> 20) & 1023]
+                + pairs[(ms >> 10) & 1023]
+                + pairs[ms & 1023]
+                + pairs[high >> 30]
+                + pairs[(high >> 20) & 1023]
+                + pairs[(high >> 10) & 1023]
+                + pairs[high & 1023]
+            )
             self._low = self._rng.getrandbits(39)
         else:
             self._low += 1
