@@ -124,6 +124,20 @@ async def _concurrent(call: Call, count: int, inflight: int) -> tuple[float, lis
     return time.perf_counter() - begin, latencies
 
 
+async def _until_served(call: Call, within: float = 5.0) -> None:
+    """Retry the first call until it succeeds: right after a subscribe, nats-server has been
+    seen to answer "no responders" for a moment, which would abort a whole run."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            await call()
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)
+
+
 async def _warm_up(call: Call, params: Params) -> None:
     await _sequential(call, params.warmup)
     await _concurrent(call, max(params.inflight, params.warmup), params.inflight)
@@ -202,6 +216,7 @@ async def _raw(url: str) -> AsyncIterator[Call]:
             if out.id != "item-1":  # type: ignore[attr-defined]
                 raise BenchError(f"raw: unexpected reply {out!r}")
 
+        await _until_served(call)
         yield call
     finally:
         await cnc.close()
@@ -248,6 +263,7 @@ async def _trellis(url: str) -> AsyncIterator[Call]:
             if not isinstance(result, Ok) or result.value.id != "item-1":
                 raise BenchError(f"trellis: unexpected result {result!r}")
 
+        await _until_served(call)
         yield call
     finally:
         await client.close()
@@ -279,6 +295,7 @@ async def _faststream(url: str) -> AsyncIterator[Call]:
             if out.id != "item-1":  # type: ignore[attr-defined]
                 raise BenchError(f"faststream: unexpected reply {out!r}")
 
+        await _until_served(call)
         yield call
     finally:
         await client.stop()
