@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from trellis.service.rpc import _Gate
+
+
+def test_a_gate_needs_at_least_one_slot() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        _Gate(0)
 
 
 async def test_the_gate_bounds_concurrency_and_lets_everyone_through() -> None:

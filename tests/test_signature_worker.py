@@ -267,6 +267,63 @@ async def test_a_loop_that_cannot_watch_pipes_means_inline_work(
         worker.close()
 
 
+async def test_a_new_key_for_a_dead_worker_is_signed_inline_not_lost() -> None:
+    worker = SignatureWorker(offload=True)
+    try:
+        assert await worker.warm_up()
+        pid = worker.worker_pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)  # noqa: ASYNC222 - blocking on purpose: the loop must not notice yet
+        digest = sha256(b"first use of this key")
+        fresh = SessionKey.generate()
+        signature = await asyncio.wait_for(worker.sign(fresh, digest), timeout=5)
+        assert signature == fresh.sign(digest)
+        assert not worker.offloading
+    finally:
+        worker.close()
+
+
+async def test_a_failed_worker_is_tried_again_later(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(worker_module, "RETRY_SECONDS", 0.1)
+    worker = SignatureWorker(offload=True)
+    try:
+        assert await worker.warm_up()
+        first = worker.worker_pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        assert all(await asyncio.gather(*(worker.verify(*signed(i)) for i in range(20))))
+        assert not worker.offloading
+        await asyncio.sleep(0.2)
+        assert await worker.warm_up()  # a fresh worker after the back-off
+        assert worker.worker_pid not in (None, first)
+        before = worker.offloaded
+        digests = [sha256(f"again {i}".encode()) for i in range(10)]
+        assert await asyncio.gather(*(worker.sign(KEY, d) for d in digests)) == [
+            KEY.sign(d) for d in digests
+        ]  # key slots were reloaded into the new worker
+        assert worker.offloaded == before + 10
+    finally:
+        worker.close()
+
+
+def test_a_worker_moves_to_a_new_event_loop() -> None:
+    worker = SignatureWorker(offload=True)
+
+    async def use() -> tuple[bool, int]:
+        assert await worker.warm_up()
+        results = await asyncio.gather(*(worker.verify(*signed(i)) for i in range(10)))
+        return all(results), worker.offloaded
+
+    try:
+        ok, count = asyncio.run(use())
+        assert ok and count == 10
+        ok, count = asyncio.run(use())  # the first loop is closed by now
+        assert ok and count == 20
+    finally:
+        worker.close()
+
+
 # --------------------------------------------------------------------------- end to end
 
 

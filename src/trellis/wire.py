@@ -81,19 +81,25 @@ class RequestIds:
     formatted.  The format is exactly :func:`trellis.ids.ulid`'s.
     """
 
-    __slots__ = ("_low", "_ms", "_prefix", "_rng")
+    __slots__ = ("_low", "_ms", "_pid", "_prefix", "_rng")
 
     def __init__(self) -> None:
         self._ms = -1
         self._prefix = ""
         self._low = 0
+        self._seed()
+
+    def _seed(self) -> None:
         # uniqueness, not secrecy, is what a request id needs: the proof signs it and the
         # replay guard refuses repeats; a CSPRNG-seeded generator avoids a syscall per id
         self._rng = random.Random(os.urandom(32))  # noqa: S311 - ids are not secrets
+        self._pid = os.getpid()
 
     def next(self) -> str:
         ms = time.time_ns() // 1_000_000
         if ms != self._ms:
+            if os.getpid() != self._pid:  # a forked child must not replay its parent's ids
+                self._seed()
             self._ms = ms
             high = self._rng.getrandbits(40)
             pairs = _PAIRS

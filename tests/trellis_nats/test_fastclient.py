@@ -299,3 +299,15 @@ async def test_inline_subscriptions_deliver_from_the_read_loop(tmp_path: Path) -
         finally:
             await fast.close()
             await plain.close()
+
+
+async def test_closing_forgets_inline_callbacks(tmp_path: Path) -> None:
+    port, monitor = free_ports(2)
+    conf = tmp_path / "close.conf"
+    conf.write_text(f'host: "127.0.0.1"\nport: {port}\nhttp: "127.0.0.1:{monitor}"\n')
+    async with NatsServer(conf, client_port=port, monitor_port=monitor) as server:
+        fast = await connect(server.url)
+        await subscribe_inline(fast, "inline.close", lambda msg: None)
+        assert fast._inline
+        await fast.close()
+        assert not fast._inline  # nothing keeps the callback (and what it holds) alive

@@ -51,6 +51,17 @@ STARTUP_SECONDS = 10.0
 STALL_SECONDS = 2.0
 #: frames written but not yet answered; their bytes stay well under a 64 KiB pipe buffer
 MAX_OUTSTANDING = 2
+#: after a failure the worker is tried again this many seconds later, doubling each time
+RETRY_SECONDS = 30.0
+RETRY_MAX_SECONDS = 600.0
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (affinity and container limits included where known)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 @dataclass(slots=True)
@@ -88,7 +99,7 @@ class SignatureWorker:
 
     def __init__(self, *, offload: bool | None = None) -> None:
         if offload is None:
-            offload = (os.cpu_count() or 1) > 1
+            offload = usable_cpus() > 1
         self._offload = offload and bool(sys.executable)
         self._public_keys: dict[str, bytes] = {}
         self._slots: dict[str, int] = {}  # public key -> the worker's key slot
@@ -102,6 +113,8 @@ class SignatureWorker:
         self._startup_timer: asyncio.TimerHandle | None = None
         self._ready = False
         self._failed = False
+        self._failures = 0
+        self._retry_at = 0.0  # loop time after which a failed worker may be started again
         self._settled = asyncio.Event()  # set once the worker is ready or given up on
         #: jobs the worker has answered so far (the rest were done inline)
         self.offloaded = 0
@@ -117,10 +130,8 @@ class SignatureWorker:
 
     async def warm_up(self, timeout: float = STARTUP_SECONDS) -> bool:
         """Start the worker now and wait until it is ready; ``False`` if it cannot be."""
-        if not self.offloading:
+        if not self._usable() and self._proc is None:
             return False
-        if self._proc is None:
-            self._start(asyncio.get_running_loop())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._settled.wait(), timeout)
         return self._ready and self.offloading
@@ -173,6 +184,8 @@ class SignatureWorker:
             # the seed goes down the pipe once; frames are answered in order, so the signs
             # queued after it find their slot
             self._send_frame(OP_KEY, _raw_seed(key), [], 1, _decode_verdict)
+            if self._failed:  # writing the key found the worker gone
+                return key.sign(message)
         return bytes(
             await self._submit(
                 OP_SIGN, slot.to_bytes(2, "big") + message, lambda: key.sign(message)
@@ -183,15 +196,25 @@ class SignatureWorker:
 
     def _usable(self) -> bool:
         """Whether to queue for the worker now (starting it if need be)."""
-        if not self.offloading:
+        if not self._offload:
             return False
+        loop = asyncio.get_running_loop()
+        if self._loop is not None and self._loop is not loop:
+            # the worker's pipes are watched by another (likely closed) loop: start over here
+            self.close()
+            self._loop = None
+        if self._failed:
+            if loop.time() < self._retry_at:
+                return False
+            self._failed = False  # try the worker again
         if self._proc is None:
-            self._start(asyncio.get_running_loop())
+            self._start(loop)
         return self._ready and not self._failed
 
     async def _submit(self, op: bytes, record: bytes, inline: Callable[[], Any]) -> Any:
         loop = self._loop
-        assert loop is not None
+        if self._failed or loop is None:  # it failed after the caller checked
+            return inline()
         job = _Job(loop.create_future(), record, inline)
         self._queues[op].append(job)
         if not self._flush_scheduled:
@@ -200,6 +223,7 @@ class SignatureWorker:
         return await job.future
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._settled = asyncio.Event()
         script = Path(ed25519.__file__).resolve()
         try:
             # -I: no environment, no user site, not the script's folder on sys.path
@@ -249,6 +273,7 @@ class SignatureWorker:
         """Send what is queued, a frame per operation (more if over ``MAX_BATCH``)."""
         self._flush_scheduled = False
         if self._failed or self._loop is None:
+            self._settle_inline()
             return
         for op, size, decode in (
             (OP_VERIFY, 1, _decode_verdict),
@@ -327,8 +352,13 @@ class SignatureWorker:
     def _fail(self, reason: str) -> None:
         """Stop using the worker; do everything still pending inline."""
         if not self._failed:
-            log.warning("%s; signing and verifying inline from now on", reason)
+            self._failures += 1
+            delay = min(RETRY_SECONDS * 2 ** (self._failures - 1), RETRY_MAX_SECONDS)
+            if self._loop is not None and not self._loop.is_closed():
+                self._retry_at = self._loop.time() + delay
+            log.warning("%s; signing and verifying inline, retrying in %.0fs", reason, delay)
         self._failed = True
+        self._ready = False
         self._settled.set()
         self._settle_inline()
         self._stop_process()
@@ -344,18 +374,25 @@ class SignatureWorker:
             queue.clear()
         for job in pending:
             if not job.future.done():
-                job.future.set_result(job.inline())
+                with contextlib.suppress(RuntimeError):  # its event loop may be closed
+                    job.future.set_result(job.inline())
 
     def _stop_process(self) -> None:
+        """Stop the worker and forget its state (key slots, buffers); a new one starts clean."""
         if self._startup_timer is not None:
             self._startup_timer.cancel()
+        self._slots.clear()
+        self._ready = False
+        self._readbuf.clear()
+        self._writebuf.clear()
         proc, self._proc = self._proc, None
         if proc is None:
             return
         if self._loop is not None and not self._loop.is_closed():
-            with contextlib.suppress(Exception):  # the fds may already be gone
-                assert proc.stdout is not None and proc.stdin is not None
+            assert proc.stdout is not None and proc.stdin is not None
+            with contextlib.suppress(Exception):  # the fd may already be gone
                 self._loop.remove_reader(proc.stdout.fileno())
+            with contextlib.suppress(Exception):
                 self._loop.remove_writer(proc.stdin.fileno())
         for stream in (proc.stdin, proc.stdout):
             with contextlib.suppress(OSError):
@@ -372,11 +409,7 @@ class SignatureWorker:
         """Finish pending work inline and stop the worker (idempotent)."""
         self._settle_inline()
         self._stop_process()
-        self._slots.clear()
-        self._ready = False
-        self._settled = asyncio.Event()
-        self._readbuf.clear()
-        self._writebuf.clear()
+        self._settled.set()  # wake anyone in warm_up()
 
 
 def _raw_seed(key: SessionKey) -> bytes:

@@ -231,7 +231,11 @@ class RpcClient:
         timer: asyncio.TimerHandle | None = None
         try:
             if len(self._pending) > 1:  # other calls in flight: sign off the event loop
+                signed_at = loop.time()
                 signature = await self._signatures.sign(self._key, digest)
+                budget -= loop.time() - signed_at  # a stalled worker must not stretch it
+                if budget <= 0:
+                    return TransportError("request timed out", code="trellis.request.failed")
             else:
                 signature = self._key.sign(digest)
             headers = signed_headers(self._key.public_key, signature, iat, request_id, traceparent)

@@ -119,6 +119,11 @@ class FastHeadersClient(_BaseClient):
                 return
             self.stats["in_msgs"] += 1
             self.stats["in_bytes"] += len(data)
+            sub = self._subs.get(sid)
+            if sub is None:  # unsubscribed (or closed) without passing _remove_sub
+                self._inline.pop(sid, None)
+                return
+            sub._received += 1
             hdr = await self._process_headers(headers)
             msg = self._build_message(sid, subject, reply, data, hdr)
             try:
@@ -129,6 +134,10 @@ class FastHeadersClient(_BaseClient):
         def _remove_sub(self, sid: int, max_msgs: int = 0) -> None:
             self._inline.pop(sid, None)
             super()._remove_sub(sid, max_msgs)
+
+        async def close(self) -> None:
+            await super().close()
+            self._inline.clear()  # nats-py empties _subs on close without _remove_sub
 
     if _FAST_PARSE:
 

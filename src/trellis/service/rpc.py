@@ -108,6 +108,8 @@ class _Gate:
     __slots__ = ("_free", "_waiters")
 
     def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"max_concurrency must be at least 1, not {limit}")
         self._free = limit
         self._waiters: deque[asyncio.Future[None]] = deque()
 
