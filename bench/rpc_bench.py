@@ -41,6 +41,8 @@ from typing import Any
 import nats
 from pydantic import BaseModel
 
+from trellis.loop import event_loop_name
+from trellis.loop import run as run_on_loop
 from trellis.nats.server import NatsServer, find_nats_server, free_ports
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,6 +79,7 @@ class Params:
     inflight: int
     max_seconds: float
     only: tuple[str, ...]
+    loop: str = "auto"
 
 
 def _models() -> tuple[type[BaseModel], type[BaseModel], Any]:
@@ -458,6 +461,7 @@ async def run(params: Params) -> dict[str, Any]:
             "nats_py": importlib.metadata.version("nats-py"),
             "pydantic": importlib.metadata.version("pydantic"),
             "pynacl": importlib.metadata.version("pynacl"),
+            "event_loop": event_loop_name(params.loop),
             "faststream": fs_version,
         },
         "params": {
@@ -499,7 +503,8 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"Sequential: {p['calls']} calls after {p['warmup']} warm-up; concurrent: "
         f"{p['conc_calls']} calls with {p['inflight']} in flight; median of {p['rounds']} "
-        f"round(s). Python {env['python']}, {env['cpus']} CPU(s), nats-py {env['nats_py']}, "
+        f"round(s). Python {env['python']} on {env.get('event_loop', 'asyncio')}, "
+        f"{env['cpus']} CPU(s), nats-py {env['nats_py']}, "
         f"pydantic {env['pydantic']}, FastStream {env['faststream'] or 'n/a'}.",
         "",
         "| implementation | p50 (µs) | p99 (µs) | mean (µs) | throughput (req/s) "
@@ -617,6 +622,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--max-seconds", type=float, default=600.0, help="hard deadline")
     parser.add_argument(
+        "--loop",
+        choices=("auto", "uvloop", "asyncio"),
+        default="auto",
+        help="event loop for every implementation (auto: uvloop if installed, as Trellis runs)",
+    )
+    parser.add_argument(
         "--out-dir",
         type=Path,
         help="where rpc.json/rpc.md go (default bench/results; --quick writes nothing unless set)",
@@ -642,6 +653,7 @@ def params_from(args: argparse.Namespace) -> Params:
         inflight=args.inflight,
         max_seconds=args.max_seconds,
         only=only,
+        loop=args.loop,
     )
     if min(result.calls, result.conc_calls, result.rounds, result.inflight) < 1:
         raise SystemExit("counts must be positive")
@@ -655,7 +667,7 @@ def main(argv: list[str] | None = None) -> int:
     async def bounded() -> dict[str, Any]:
         return await asyncio.wait_for(run(params), timeout=params.max_seconds)
 
-    report = asyncio.run(bounded())
+    report = run_on_loop(bounded(), loop=args.loop)
     out_dir = args.out_dir
     if out_dir is None and not args.quick:
         out_dir = RESULTS_DIR

@@ -66,6 +66,7 @@ def test_rpc_bench_quick_run_produces_a_report(tmp_path: Path) -> None:
             assert value is None or value > 0
     assert report["ratios"]["trellis_vs_raw"]["seq_p50"] is not None
     assert all(v is None or isinstance(v, bool) for v in report["goals"].values())
+    assert report["environment"]["event_loop"] in {"uvloop", "asyncio"}
     crypto = report["crypto"]
     assert crypto["sign_us"] > 0 and crypto["verify_us"] > 0
     floors = report["floors"]

@@ -11,7 +11,6 @@ Run it against a running deployment (``trellis dev``) once installed::
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 
 from examples.inventory.contract import (
@@ -23,7 +22,7 @@ from examples.inventory.contract import (
     NewItem,
     inventory,
 )
-from trellis import Err, Ok, Result
+from trellis import Err, Ok, Result, run
 from trellis.ids import now_iso
 from trellis.service import EventMessage, RequestContext, TrellisService, connect_service
 
@@ -77,4 +76,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(main())

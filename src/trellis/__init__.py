@@ -20,6 +20,7 @@ from trellis.contracts import (
     store,
     stream,
 )
+from trellis.loop import run
 from trellis.result import (
     AuthError,
     Err,
@@ -68,6 +69,7 @@ __all__ = [
     "kv",
     "rpc",
     "rpc_proof",
+    "run",
     "store",
     "stream",
     "verify_rpc_proof",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import time
@@ -14,6 +13,7 @@ import typer
 from rich.panel import Panel
 
 from trellis.cli.common import JsonFlag, emit_json, err, fail, out
+from trellis.loop import run
 from trellis.nats.server import NatsServerError, PortInUseError
 from trellis.runtime.bundle import Bundle, BundleError, init_bundle
 from trellis.signals import wait_for_shutdown
@@ -138,7 +138,7 @@ def dev_cmd(
     """
     _configure_logging(verbose)
     bundle = _init(directory, client_port=client_port, http_port=http_port)
-    code = asyncio.run(_dev(bundle, demo=demo, as_json=as_json))
+    code = run(_dev(bundle, demo=demo, as_json=as_json))
     raise typer.Exit(code)
 
 
@@ -215,7 +215,7 @@ def runtime_cmd(
         bundle = Bundle.load(directory)
     except BundleError as exc:
         raise fail(str(exc)) from None
-    asyncio.run(_run_runtime(bundle))
+    run(_run_runtime(bundle))
 
 
 async def _run_runtime(bundle: Bundle) -> None:

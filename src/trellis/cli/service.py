@@ -6,7 +6,6 @@ The CLI is itself a Trellis participant: it connects with the bundle's admin ses
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -20,6 +19,7 @@ from trellis.client.rpc import RpcClient, rpc_targets
 from trellis.connection import connect_participant
 from trellis.contracts import ContractError
 from trellis.contracts.builtin import trellis_cli
+from trellis.loop import run
 from trellis.result import Err, TrellisError
 from trellis.runtime.bundle import Bundle, BundleError
 
@@ -71,7 +71,7 @@ def _call(home: Path, name: str, payload: dict[str, Any]) -> Any:
     async def action(client: RpcClient) -> Any:
         return await client.call(name, payload)
 
-    result = asyncio.run(_with_admin(home, action))
+    result = run(_with_admin(home, action))
     if isinstance(result, Err):
         raise _refusal(result.error)
     return result.value
