@@ -4,6 +4,7 @@ modes (killed, stalled, closed) and an RpcServer that offloads under concurrent 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import io
 import os
 import signal
@@ -34,6 +35,7 @@ from trellis.auth.ed25519 import (
 from trellis.auth.keys import decode_public_key, decode_signature, verify_signature
 from trellis.client.rpc import RpcClient, rpc_targets
 from trellis.encoding import b64url_decode, b64url_encode, sha256
+from trellis.loop import run
 from trellis.nats.server import NatsServer, free_ports
 from trellis.principals import Principal, PrincipalCache
 from trellis.result import Ok
@@ -322,6 +324,32 @@ def test_a_worker_moves_to_a_new_event_loop() -> None:
         assert ok and count == 20
     finally:
         worker.close()
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("uvloop") is None, reason="uvloop is not installed here"
+)
+def test_the_worker_runs_on_uvloop() -> None:
+    async def use() -> tuple[list[bool], list[bytes], int]:
+        worker = SignatureWorker(offload=True)
+        try:
+            assert await worker.warm_up()
+            verdicts = await asyncio.gather(
+                *(
+                    worker.verify(KEY.public_key, *signed(i, KEY if i % 2 else OTHER)[1:])
+                    for i in range(20)
+                )
+            )
+            digests = [sha256(f"uv {i}".encode()) for i in range(10)]
+            signatures = await asyncio.gather(*(worker.sign(KEY, d) for d in digests))
+            return verdicts, signatures, worker.offloaded
+        finally:
+            worker.close()
+
+    verdicts, signatures, offloaded = run(use(), loop="uvloop")
+    assert verdicts == [i % 2 == 1 for i in range(20)]
+    assert signatures == [KEY.sign(sha256(f"uv {i}".encode())) for i in range(10)]
+    assert offloaded == 30
 
 
 # --------------------------------------------------------------------------- end to end
