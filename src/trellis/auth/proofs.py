@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
 from typing import Annotated
@@ -142,8 +143,11 @@ def proof_input_for_hash(
 def rpc_proof_digest(
     session_key: str, subject: str, payload: bytes, iat: int, request_id: str
 ) -> bytes:
-    """What a request proof signs: SHA-256 of :func:`proof_input`."""
-    return sha256(proof_input(session_key, subject, payload, iat, request_id))
+    """What a request proof signs: SHA-256 of :func:`proof_input` (hashlib direct: hot path)."""
+    body_hash = hashlib.sha256(payload).digest()
+    return hashlib.sha256(
+        proof_input_for_hash(session_key, subject, body_hash, iat, request_id)
+    ).digest()
 
 
 def rpc_proof(key: SessionKey, subject: str, payload: bytes, iat: int, request_id: str) -> str:

@@ -64,12 +64,15 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-@dataclass(slots=True)
-class _Job:
-    future: asyncio.Future[Any]
-    record: bytes
-    #: the same work done in this process, if the worker cannot
-    inline: Callable[[], Any]
+#: (future, record, the signing key for a sign job or None for a verification); a plain
+#: tuple because one is made per request
+_Job = tuple[asyncio.Future[Any], bytes, SessionKey | None]
+
+
+def _do_inline(job: _Job) -> Any:
+    """The job's work done in this process (when the worker cannot)."""
+    _, record, key = job
+    return verify_record(record) if key is None else key.sign(record[2:])
 
 
 @dataclass(slots=True)
@@ -167,8 +170,7 @@ class SignatureWorker:
         sig = decode_signature(signature)
         if key is None or sig is None:
             return False
-        record = key + sig + message
-        return bool(await self._submit(OP_VERIFY, record, lambda: verify_record(record)))
+        return bool(await self._enqueue(OP_VERIFY, key + sig + message, None))
 
     # ------------------------------------------------------------------ signing
 
@@ -186,11 +188,7 @@ class SignatureWorker:
             self._send_frame(OP_KEY, _raw_seed(key), [], 1, _decode_verdict)
             if self._failed:  # writing the key found the worker gone
                 return key.sign(message)
-        return bytes(
-            await self._submit(
-                OP_SIGN, slot.to_bytes(2, "big") + message, lambda: key.sign(message)
-            )
-        )
+        return bytes(await self._enqueue(OP_SIGN, slot.to_bytes(2, "big") + message, key))
 
     # ------------------------------------------------------------------ worker plumbing
 
@@ -211,16 +209,20 @@ class SignatureWorker:
             self._start(loop)
         return self._ready and not self._failed
 
-    async def _submit(self, op: bytes, record: bytes, inline: Callable[[], Any]) -> Any:
+    def _enqueue(self, op: bytes, record: bytes, key: SessionKey | None) -> asyncio.Future[Any]:
+        """Queue a job for the next batch; its future gets the worker's answer."""
         loop = self._loop
         if self._failed or loop is None:  # it failed after the caller checked
-            return inline()
-        job = _Job(loop.create_future(), record, inline)
-        self._queues[op].append(job)
+            loop = asyncio.get_running_loop()
+            done: asyncio.Future[Any] = loop.create_future()
+            done.set_result(_do_inline((done, record, key)))
+            return done
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queues[op].append((future, record, key))
         if not self._flush_scheduled:
             self._flush_scheduled = True
             loop.call_soon(self._flush)
-        return await job.future
+        return future
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._settled = asyncio.Event()
@@ -283,7 +285,7 @@ class SignatureWorker:
             while queue and len(self._outstanding) < MAX_OUTSTANDING:
                 batch = queue[:MAX_BATCH]
                 del queue[:MAX_BATCH]
-                payload = b"".join(job.record for job in batch)
+                payload = b"".join(job[1] for job in batch)
                 self._send_frame(op, payload, batch, size, decode)
 
     def _write(self) -> None:
@@ -339,9 +341,9 @@ class SignatureWorker:
             del self._readbuf[:size]
             self.offloaded += len(frame.jobs)
             step = frame.answer_size
-            for i, job in enumerate(frame.jobs):
-                if not job.future.done():
-                    job.future.set_result(frame.decode(answer[i * step : (i + 1) * step]))
+            for i, (future, _, _) in enumerate(frame.jobs):
+                if not future.done():
+                    future.set_result(frame.decode(answer[i * step : (i + 1) * step]))
         if any(self._queues.values()) and not self._flush_scheduled and self._loop is not None:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
@@ -373,9 +375,9 @@ class SignatureWorker:
             pending += queue
             queue.clear()
         for job in pending:
-            if not job.future.done():
+            if not job[0].done():
                 with contextlib.suppress(RuntimeError):  # its event loop may be closed
-                    job.future.set_result(job.inline())
+                    job[0].set_result(_do_inline(job))
 
     def _stop_process(self) -> None:
         """Stop the worker and forget its state (key slots, buffers); a new one starts clean."""
