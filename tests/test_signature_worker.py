@@ -130,23 +130,29 @@ def test_the_worker_signs_with_the_keys_it_was_given() -> None:
     assert signatures == [seeds[i % 2].sign(d) for i, d in enumerate(digests)]
 
 
-async def test_busy_verifications_go_to_the_worker_in_batches() -> None:
-    worker = SignatureWorker(offload=True)
+@pytest.fixture
+async def worker() -> AsyncIterator[SignatureWorker]:
+    """A signature worker whose process is up and ready; closed after the test."""
+    started = SignatureWorker(offload=True)
+    assert await started.warm_up()
     try:
-        assert await worker.warm_up()
-        cases = [signed(i, KEY if i % 4 else OTHER) for i in range(150)]
-        # every 4th is signed by OTHER but presented as KEY's: must fail
-        results = await asyncio.gather(
-            *(worker.verify(KEY.public_key, digest, sig) for _, digest, sig in cases)
-        )
-        assert results == [i % 4 != 0 for i in range(150)]
-        assert worker.offloaded == 150
-        assert worker.offloading
-        # malformed input never reaches the worker and verifies as False
-        assert not await worker.verify("not-a-key", b"x" * 32, "A" * 86)
-        assert not await worker.verify(KEY.public_key, b"x" * 32, "garbage")
+        yield started
     finally:
-        worker.close()
+        started.close()
+
+
+async def test_busy_verifications_go_to_the_worker_in_batches(worker: SignatureWorker) -> None:
+    cases = [signed(i, KEY if i % 4 else OTHER) for i in range(150)]
+    # every 4th is signed by OTHER but presented as KEY's: must fail
+    results = await asyncio.gather(
+        *(worker.verify(KEY.public_key, digest, sig) for _, digest, sig in cases)
+    )
+    assert results == [i % 4 != 0 for i in range(150)]
+    assert worker.offloaded == 150
+    assert worker.offloading
+    # malformed input never reaches the worker and verifies as False
+    assert not await worker.verify("not-a-key", b"x" * 32, "A" * 86)
+    assert not await worker.verify(KEY.public_key, b"x" * 32, "garbage")
 
 
 async def test_an_idle_caller_is_verified_inline_without_a_worker() -> None:
@@ -158,43 +164,37 @@ async def test_an_idle_caller_is_verified_inline_without_a_worker() -> None:
     worker.close()
 
 
-async def test_a_killed_worker_loses_nothing_and_verification_goes_inline() -> None:
-    worker = SignatureWorker(offload=True)
-    try:
-        assert await worker.warm_up()
-        pid = worker.worker_pid
-        assert pid is not None
-        os.kill(pid, signal.SIGSTOP)  # hold the batch in the pipe, then kill the worker
-        pending = [asyncio.ensure_future(worker.verify(*signed(i))) for i in range(1, 40)]
-        forged = asyncio.ensure_future(worker.verify(KEY.public_key, *signed(99, OTHER)[1:]))
-        await asyncio.sleep(0.05)
-        os.kill(pid, signal.SIGKILL)
-        assert all(await asyncio.gather(*pending))
-        assert not await forged
-        assert worker.offloaded == 0  # the worker answered none of them
-        assert not worker.offloading
-        assert worker.worker_pid is None
-        assert await worker.verify(*signed(100))  # inline from now on
-    finally:
-        worker.close()
+async def test_a_killed_worker_loses_nothing_and_verification_goes_inline(
+    worker: SignatureWorker,
+) -> None:
+    pid = worker.worker_pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)  # hold the batch in the pipe, then kill the worker
+    pending = [asyncio.ensure_future(worker.verify(*signed(i))) for i in range(1, 40)]
+    forged = asyncio.ensure_future(worker.verify(KEY.public_key, *signed(99, OTHER)[1:]))
+    await asyncio.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    assert all(await asyncio.gather(*pending))
+    assert not await forged
+    assert worker.offloaded == 0  # the worker answered none of them
+    assert not worker.offloading
+    assert worker.worker_pid is None
+    assert await worker.verify(*signed(100))  # inline from now on
 
 
-async def test_a_stalled_worker_is_given_up_on(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_stalled_worker_is_given_up_on(
+    monkeypatch: pytest.MonkeyPatch, worker: SignatureWorker
+) -> None:
     monkeypatch.setattr(worker_module, "STALL_SECONDS", 0.2)
-    worker = SignatureWorker(offload=True)
-    try:
-        assert await worker.warm_up()
-        pid = worker.worker_pid
-        assert pid is not None
-        os.kill(pid, signal.SIGSTOP)
-        results = await asyncio.wait_for(
-            asyncio.gather(*(worker.verify(*signed(i)) for i in range(1, 20))), timeout=5
-        )
-        assert all(results)
-        assert worker.offloaded == 0
-        assert not worker.offloading
-    finally:
-        worker.close()
+    pid = worker.worker_pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    results = await asyncio.wait_for(
+        asyncio.gather(*(worker.verify(*signed(i)) for i in range(1, 20))), timeout=5
+    )
+    assert all(results)
+    assert worker.offloaded == 0
+    assert not worker.offloading
 
 
 async def test_close_answers_pending_verifications_and_stops_the_worker() -> None:
@@ -213,39 +213,31 @@ async def test_close_answers_pending_verifications_and_stops_the_worker() -> Non
         os.kill(pid, 0)  # exited and reaped by close()
 
 
-async def test_busy_signatures_come_from_the_worker_and_match_inline_ones() -> None:
-    worker = SignatureWorker(offload=True)
-    try:
-        assert await worker.warm_up()
-        digests = [sha256(f"sign {i}".encode()) for i in range(120)]
-        keys = [KEY if i % 3 else OTHER for i in range(120)]
-        signatures = await asyncio.gather(
-            *(worker.sign(key, digest) for key, digest in zip(keys, digests, strict=True))
-        )
-        # Ed25519 is deterministic: the worker's signatures are byte for byte the inline ones
-        assert signatures == [key.sign(d) for key, d in zip(keys, digests, strict=True)]
-        assert worker.offloaded == 120
-        assert worker.worker_pid is not None
-    finally:
-        worker.close()
+async def test_busy_signatures_come_from_the_worker_and_match_inline_ones(
+    worker: SignatureWorker,
+) -> None:
+    digests = [sha256(f"sign {i}".encode()) for i in range(120)]
+    keys = [KEY if i % 3 else OTHER for i in range(120)]
+    signatures = await asyncio.gather(
+        *(worker.sign(key, digest) for key, digest in zip(keys, digests, strict=True))
+    )
+    # Ed25519 is deterministic: the worker's signatures are byte for byte the inline ones
+    assert signatures == [key.sign(d) for key, d in zip(keys, digests, strict=True)]
+    assert worker.offloaded == 120
+    assert worker.worker_pid is not None
 
 
-async def test_signing_survives_a_killed_worker() -> None:
-    worker = SignatureWorker(offload=True)
-    try:
-        assert await worker.warm_up()
-        pid = worker.worker_pid
-        assert pid is not None
-        os.kill(pid, signal.SIGSTOP)
-        digests = [sha256(f"late {i}".encode()) for i in range(30)]
-        pending = [asyncio.ensure_future(worker.sign(KEY, d)) for d in digests]
-        await asyncio.sleep(0.05)
-        os.kill(pid, signal.SIGKILL)
-        assert await asyncio.gather(*pending) == [KEY.sign(d) for d in digests]
-        assert worker.offloaded == 0
-        assert not worker.offloading
-    finally:
-        worker.close()
+async def test_signing_survives_a_killed_worker(worker: SignatureWorker) -> None:
+    pid = worker.worker_pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    digests = [sha256(f"late {i}".encode()) for i in range(30)]
+    pending = [asyncio.ensure_future(worker.sign(KEY, d)) for d in digests]
+    await asyncio.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    assert await asyncio.gather(*pending) == [KEY.sign(d) for d in digests]
+    assert worker.offloaded == 0
+    assert not worker.offloading
 
 
 async def test_a_loop_that_cannot_watch_pipes_means_inline_work(
@@ -269,44 +261,38 @@ async def test_a_loop_that_cannot_watch_pipes_means_inline_work(
         worker.close()
 
 
-async def test_a_new_key_for_a_dead_worker_is_signed_inline_not_lost() -> None:
-    worker = SignatureWorker(offload=True)
-    try:
-        assert await worker.warm_up()
-        pid = worker.worker_pid
-        assert pid is not None
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)  # noqa: ASYNC222 - blocking on purpose: the loop must not notice yet
-        digest = sha256(b"first use of this key")
-        fresh = SessionKey.generate()
-        signature = await asyncio.wait_for(worker.sign(fresh, digest), timeout=5)
-        assert signature == fresh.sign(digest)
-        assert not worker.offloading
-    finally:
-        worker.close()
+async def test_a_new_key_for_a_dead_worker_is_signed_inline_not_lost(
+    worker: SignatureWorker,
+) -> None:
+    pid = worker.worker_pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)  # noqa: ASYNC222 - blocking on purpose: the loop must not notice yet
+    digest = sha256(b"first use of this key")
+    fresh = SessionKey.generate()
+    signature = await asyncio.wait_for(worker.sign(fresh, digest), timeout=5)
+    assert signature == fresh.sign(digest)
+    assert not worker.offloading
 
 
-async def test_a_failed_worker_is_tried_again_later(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_failed_worker_is_tried_again_later(
+    monkeypatch: pytest.MonkeyPatch, worker: SignatureWorker
+) -> None:
     monkeypatch.setattr(worker_module, "RETRY_SECONDS", 0.1)
-    worker = SignatureWorker(offload=True)
-    try:
-        assert await worker.warm_up()
-        first = worker.worker_pid
-        assert first is not None
-        os.kill(first, signal.SIGKILL)
-        assert all(await asyncio.gather(*(worker.verify(*signed(i)) for i in range(20))))
-        assert not worker.offloading
-        await asyncio.sleep(0.2)
-        assert await worker.warm_up()  # a fresh worker after the back-off
-        assert worker.worker_pid not in (None, first)
-        before = worker.offloaded
-        digests = [sha256(f"again {i}".encode()) for i in range(10)]
-        assert await asyncio.gather(*(worker.sign(KEY, d) for d in digests)) == [
-            KEY.sign(d) for d in digests
-        ]  # key slots were reloaded into the new worker
-        assert worker.offloaded == before + 10
-    finally:
-        worker.close()
+    first = worker.worker_pid
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+    assert all(await asyncio.gather(*(worker.verify(*signed(i)) for i in range(20))))
+    assert not worker.offloading
+    await asyncio.sleep(0.2)
+    assert await worker.warm_up()  # a fresh worker after the back-off
+    assert worker.worker_pid not in (None, first)
+    before = worker.offloaded
+    digests = [sha256(f"again {i}".encode()) for i in range(10)]
+    assert await asyncio.gather(*(worker.sign(KEY, d) for d in digests)) == [
+        KEY.sign(d) for d in digests
+    ]  # key slots were reloaded into the new worker
+    assert worker.offloaded == before + 10
 
 
 def test_a_worker_moves_to_a_new_event_loop() -> None:

@@ -131,24 +131,23 @@ _KEY_TEXT = re.compile(r"[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]")
 _SIG_TEXT = re.compile(r"[A-Za-z0-9_-]{85}[AQgw]")
 
 
-def decode_public_key(text: str) -> bytes | None:
-    """The 32 bytes of a canonical 43-character base64url key, else ``None``."""
-    if not isinstance(text, str) or _KEY_TEXT.fullmatch(text) is None:
+def _decode_canonical(text: str, pattern: re.Pattern[str], padding: str) -> bytes | None:
+    if not isinstance(text, str) or pattern.fullmatch(text) is None:
         return None
     try:
-        return base64.urlsafe_b64decode(text + "=")
+        return base64.urlsafe_b64decode(text + padding)
     except (binascii.Error, ValueError):
         return None
+
+
+def decode_public_key(text: str) -> bytes | None:
+    """The 32 bytes of a canonical 43-character base64url key, else ``None``."""
+    return _decode_canonical(text, _KEY_TEXT, "=")
 
 
 def decode_signature(text: str) -> bytes | None:
     """The 64 bytes of a canonical 86-character base64url signature, else ``None``."""
-    if not isinstance(text, str) or _SIG_TEXT.fullmatch(text) is None:
-        return None
-    try:
-        return base64.urlsafe_b64decode(text + "==")
-    except (binascii.Error, ValueError):
-        return None
+    return _decode_canonical(text, _SIG_TEXT, "==")
 
 
 def verify_signature(public_key: str, message: bytes, signature: str) -> bool:

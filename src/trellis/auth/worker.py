@@ -87,10 +87,6 @@ def _decode_verdict(answer: bytes) -> bool:
     return answer == b"\x01"
 
 
-def _decode_signature(answer: bytes) -> bytes:
-    return answer
-
-
 class SignatureWorker:
     """Signs and verifies Ed25519 inline, or in a worker process when the caller is busy.
 
@@ -279,7 +275,7 @@ class SignatureWorker:
             return
         for op, size, decode in (
             (OP_VERIFY, 1, _decode_verdict),
-            (OP_SIGN, 64, _decode_signature),
+            (OP_SIGN, 64, bytes),
         ):
             queue = self._queues[op]
             while queue and len(self._outstanding) < MAX_OUTSTANDING:
