@@ -7,6 +7,7 @@ import asyncio
 import importlib.util
 import io
 import os
+import re
 import signal
 import tempfile
 import time
@@ -17,7 +18,7 @@ from typing import Any
 import nats
 import pytest
 from examples.inventory.contract import GetItem, Item, inventory
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trellis.auth import SessionKey, SignatureWorker, rpc_proof
@@ -33,6 +34,7 @@ from trellis.auth.ed25519 import (
     verify_batch,
 )
 from trellis.auth.keys import decode_public_key, decode_signature, verify_signature
+from trellis.auth.worker import shared_signature_worker
 from trellis.client.rpc import RpcClient, rpc_targets
 from trellis.encoding import b64url_decode, b64url_encode, sha256
 from trellis.loop import run
@@ -67,6 +69,49 @@ def test_non_canonical_keys_are_refused(text: str) -> None:
     # 'B' sets one of the two unused low bits of the last character: another spelling of
     # the same bytes, which a canonical decoder must refuse
     assert decode_public_key(text) is None
+
+
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_REFERENCE = {
+    43: re.compile(r"[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]"),
+    86: re.compile(r"[A-Za-z0-9_-]{85}[AQgw]"),
+}
+
+
+@st.composite
+def _near_base64url(draw: st.DrawFn, length: int) -> str:
+    """Mostly canonical-looking text of about ``length`` characters, often with one flaw."""
+    size = draw(st.sampled_from([length - 1, length, length, length, length + 1]))
+    chars = draw(st.lists(st.sampled_from(_ALPHABET), min_size=size, max_size=size))
+    if draw(st.booleans()):  # a last character that leaves the unused bits zero
+        chars[-1] = draw(st.sampled_from("AQgw"))
+    if draw(st.booleans()):
+        odd = draw(st.sampled_from(["+", "/", "=", " ", "\n", "é", "\x00", ".", "*", ">"]))
+        chars[draw(st.integers(0, len(chars) - 1))] = odd
+    return "".join(chars)
+
+
+@settings(max_examples=400)
+@given(st.one_of(_near_base64url(43), _near_base64url(86), st.text(max_size=90)))
+def test_canonical_decoding_accepts_exactly_the_canonical_spellings(text: str) -> None:
+    for length, decode, size in ((43, decode_public_key, 32), (86, decode_signature, 64)):
+        decoded = decode(text)
+        if _REFERENCE[length].fullmatch(text) is None:
+            assert decoded is None
+        else:
+            assert decoded is not None and len(decoded) == size
+            assert b64url_encode(decoded) == text
+
+
+@pytest.mark.parametrize("odd", ["+", "/", "=", " ", "\n", "é", "\x00", "."])
+@pytest.mark.parametrize("where", [0, 20, -2])
+def test_a_character_outside_base64url_is_refused(odd: str, where: int) -> None:
+    key = KEY.public_key
+    sig = b64url_encode(KEY.sign(b"x" * 32))
+    for text, decode in ((key, decode_public_key), (sig, decode_signature)):
+        chars = list(text)
+        chars[where] = odd
+        assert decode("".join(chars)) is None
 
 
 def test_non_canonical_signatures_are_refused() -> None:
@@ -425,4 +470,21 @@ async def test_a_server_under_load_offloads_and_still_refuses_forged_proofs(
         await server.stop()
         await cnc.close()
         await snc.close()
-    assert worker.worker_pid is None  # stop() closed the worker
+    # a worker handed in stays its owner's: stop() and close() leave it running
+    assert worker.worker_pid is not None
+    worker.close()
+    signer.close()
+    assert worker.worker_pid is None and signer.worker_pid is None
+
+
+async def test_servers_and_clients_share_the_process_worker_by_default(nats_url: str) -> None:
+    snc = await nats.connect(nats_url)
+    try:
+        server = RpcServer(snc, inventory, PrincipalCache())
+        client = RpcClient(snc, KEY, rpc_targets(inventory, include_own=True))
+        shared = shared_signature_worker()
+        assert shared is shared_signature_worker()
+        # one worker process for the whole process: a single pipe write per loop pass
+        assert server._signatures is shared and client._signatures is shared
+    finally:
+        await snc.close()

@@ -4,19 +4,21 @@ An Ed25519 verify costs about as much CPU as everything else a small RPC does in
 signature about a third of that (``bench/`` prints both).  A thread does not help: libsodium
 releases the GIL, but every call has to take it back from a busy event loop and waits for the
 interpreter's switch interval.  So under load the work goes to a small worker process
-(:mod:`trellis.auth.ed25519` run as a script) in batches: one pipe write and one read per
-batch, whatever its size, while the loop goes on serving.  A caller that is not busy (one
-request at a time) works inline, because the round trip would only add latency there.
+(:mod:`trellis.auth.ed25519` run as a script) in batches: one pipe write per event-loop pass
+for everything queued in it, and answers back in slices, while the loop goes on serving.
+One worker serves the whole process (:func:`shared_signature_worker`).  A caller that is
+not busy (one request at a time) works inline: the round trip would only add latency there.
 
 What crosses the pipe: public keys, digests and signatures, plus, for signing, the seed of a
 key this process already holds (never in argv, environment, files or logs).  If the worker
-dies, stalls or cannot be started, every pending job is redone inline and the worker stays
-unused from then on: nothing is lost and nothing is accepted unverified.
+dies, stalls or cannot be started, every pending job is redone inline and the worker is
+retried later (with back-off): nothing is lost and nothing is accepted unverified.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import logging
 import os
@@ -41,7 +43,7 @@ from trellis.auth.ed25519 import (
 from trellis.auth.keys import SessionKey, decode_public_key, decode_signature
 from trellis.encoding import b64url_decode
 
-__all__ = ["SignatureWorker"]
+__all__ = ["SignatureWorker", "shared_signature_worker"]
 
 log = logging.getLogger("trellis.auth.worker")
 
@@ -81,6 +83,7 @@ class _Frame:
     answer_size: int  # bytes per job (or in all, for a job-less key frame)
     decode: Callable[[bytes], Any]
     timer: asyncio.TimerHandle
+    answered: int = 0  # jobs answered so far: the worker sends answers in slices
 
 
 def _decode_verdict(answer: bytes) -> bool:
@@ -182,6 +185,7 @@ class SignatureWorker:
             # the seed goes down the pipe once; frames are answered in order, so the signs
             # queued after it find their slot
             self._send_frame(OP_KEY, _raw_seed(key), [], 1, _decode_verdict)
+            self._write()
             if self._failed:  # writing the key found the worker gone
                 return key.sign(message)
         return bytes(await self._enqueue(OP_SIGN, slot.to_bytes(2, "big") + message, key))
@@ -265,7 +269,6 @@ class SignatureWorker:
         self._writebuf += op + count.to_bytes(4, "big") + payload
         timer = self._loop.call_later(STALL_SECONDS, self._on_stall)
         self._outstanding.append(_Frame(jobs, answer_size, decode, timer))
-        self._write()
 
     def _flush(self) -> None:
         """Send what is queued, a frame per operation (more if over ``MAX_BATCH``)."""
@@ -283,6 +286,7 @@ class SignatureWorker:
                 del queue[:MAX_BATCH]
                 payload = b"".join(job[1] for job in batch)
                 self._send_frame(op, payload, batch, size, decode)
+        self._write()  # every frame of this pass in one write: one wake-up of the worker
 
     def _write(self) -> None:
         if not self._writebuf or self._proc is None or self._proc.stdin is None:
@@ -326,20 +330,33 @@ class SignatureWorker:
             self._settled.set()
             if self._startup_timer is not None:
                 self._startup_timer.cancel()
+        buf = self._readbuf
         while self._outstanding:
             frame = self._outstanding[0]
-            size = frame.answer_size * max(len(frame.jobs), 1)
-            if len(self._readbuf) < size:
-                break
+            step = frame.answer_size
+            jobs = frame.jobs
+            if not jobs:  # a key frame: one answer in all
+                if len(buf) < step:
+                    break
+                del buf[:step]
+            else:
+                first = frame.answered
+                take = min(len(buf) // step, len(jobs) - first)
+                if take == 0:
+                    break
+                answer = bytes(buf[: take * step])
+                del buf[: take * step]
+                frame.answered = first + take
+                self.offloaded += take
+                decode = frame.decode
+                for i in range(take):
+                    future = jobs[first + i][0]
+                    if not future.done():
+                        future.set_result(decode(answer[i * step : (i + 1) * step]))
+                if frame.answered < len(jobs):
+                    break
             self._outstanding.popleft()
             frame.timer.cancel()
-            answer = bytes(self._readbuf[:size])
-            del self._readbuf[:size]
-            self.offloaded += len(frame.jobs)
-            step = frame.answer_size
-            for i, (future, _, _) in enumerate(frame.jobs):
-                if not future.done():
-                    future.set_result(frame.decode(answer[i * step : (i + 1) * step]))
         if any(self._queues.values()) and not self._flush_scheduled and self._loop is not None:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
@@ -408,6 +425,26 @@ class SignatureWorker:
         self._settle_inline()
         self._stop_process()
         self._settled.set()  # wake anyone in warm_up()
+
+
+_shared: SignatureWorker | None = None
+_shared_pid = 0
+
+
+def shared_signature_worker() -> SignatureWorker:
+    """The process's own :class:`SignatureWorker`, used by every RPC server and client that is
+    not handed one.
+
+    One worker process per Trellis process, not one per server or client: every batch of a
+    loop pass (verifications and signatures alike) goes down one pipe in one write, and a
+    2-core machine is not crowded with idle workers.  A forked child gets a worker of its own
+    (its parent's pipes are not its to write).
+    """
+    global _shared, _shared_pid
+    if _shared is None or _shared_pid != os.getpid():
+        _shared, _shared_pid = SignatureWorker(), os.getpid()
+        atexit.register(_shared.close)
+    return _shared
 
 
 def _raw_seed(key: SessionKey) -> bytes:

@@ -29,6 +29,7 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from trellis.auth import SessionKey, SignatureWorker, rpc_proof_digest
+from trellis.auth.worker import shared_signature_worker
 from trellis.contracts import Contract
 from trellis.contracts.authoring import BUILTIN_REGISTRY
 from trellis.nats.fastclient import subscribe_inline
@@ -94,7 +95,7 @@ class RpcClient:
     ) -> None:
         self._nc = nc
         self._key = key
-        self._signatures = signatures or SignatureWorker()
+        self._signatures = signatures or shared_signature_worker()
         self._targets = dict(targets)
         self._clock = clock
         self._prefix = f"{key.inbox_prefix}.{NUID().next().decode()}."
@@ -268,7 +269,6 @@ class RpcClient:
             with contextlib.suppress(Exception):  # the connection may be closed already
                 await self._sub.unsubscribe()
             self._sub = None
-        self._signatures.close()
 
 
 def _expire(future: asyncio.Future[Msg | None]) -> None:

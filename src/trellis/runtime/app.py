@@ -19,7 +19,6 @@ from typing import Any
 import uvicorn
 from nats.aio.client import Client as NatsClient
 
-from trellis.auth import SignatureWorker
 from trellis.contracts import builtin
 from trellis.nats.fastclient import connect
 from trellis.nats.server import PortInUseError, check_port_free
@@ -115,14 +114,12 @@ class Runtime:
         self.tracker = tracker = ConnectionTracker(cp, nc, system, config.trellis.public_key)
         await tracker.start()
 
-        signatures = SignatureWorker()  # shared by the runtime's two RPC servers
         core = RpcServer(
             nc,
             builtin.trellis_core,
             self.principals,
             queue="trellis",
             clock=self._clock,
-            signatures=signatures,
         )
         mount_core(core, cp)
         auth = RpcServer(
@@ -131,7 +128,6 @@ class Runtime:
             self.principals,
             queue="trellis",
             clock=self._clock,
-            signatures=signatures,
         )
         self.health = HealthMonitor(cp, nc)
         await self.health.start()

@@ -29,7 +29,7 @@ from typing import Any
 from nats.aio.client import Client as NatsClient
 from pydantic import BaseModel
 
-from trellis.auth import SessionKey, SignatureWorker
+from trellis.auth import SessionKey
 from trellis.client.rpc import DEFAULT_TIMEOUT, RpcClient, rpc_targets
 from trellis.contracts import Contract
 from trellis.contracts.authoring import BUILTIN_REGISTRY
@@ -103,8 +103,6 @@ class TrellisService:
         self.name = info.deployment
         self.clock = info.clock()
         self.principals = PrincipalCache()
-        # one signature worker for both sides: handler verifications and outgoing calls
-        signatures = SignatureWorker()
         self._server = RpcServer(
             nc,
             contract,
@@ -112,11 +110,8 @@ class TrellisService:
             queue=contract.id,
             max_concurrency=max_concurrency,
             clock=self.clock,
-            signatures=signatures,
         )
-        self._client = RpcClient(
-            nc, key, rpc_targets(contract), clock=self.clock, signatures=signatures
-        )
+        self._client = RpcClient(nc, key, rpc_targets(contract), clock=self.clock)
         self._events = event_definitions(contract)
         self._consumers: dict[str, EventConsumer] = {}
         self._consumer_handlers: dict[str, EventHandler] = {}

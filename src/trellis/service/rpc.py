@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -27,6 +26,8 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from trellis.auth import SignatureWorker, iat_in_window, inbox_prefix, rpc_proof_digest
+from trellis.auth.keys import decode_public_key
+from trellis.auth.worker import shared_signature_worker
 from trellis.contracts import Contract
 from trellis.nats.fastclient import subscribe_inline
 from trellis.principals import Principal
@@ -51,8 +52,6 @@ from trellis.wire import (
 __all__ = ["Handler", "PrincipalLookup", "ReplayGuard", "RequestContext", "RpcServer"]
 
 log = logging.getLogger("trellis.service")
-
-_SESSION_KEY = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 class PrincipalLookup(Protocol):
@@ -161,7 +160,7 @@ class RpcServer:
         signatures: SignatureWorker | None = None,
     ) -> None:
         self._nc = nc
-        self._signatures = signatures or SignatureWorker()
+        self._signatures = signatures or shared_signature_worker()
         self._contract = contract
         self._principals = principals
         self._queue = queue or contract.id
@@ -223,7 +222,6 @@ class RpcServer:
             _done, pending = await asyncio.wait(set(self._tasks), timeout=drain_timeout)
             for task in pending:
                 task.cancel()
-        self._signatures.close()
 
     def _dispatcher(self, method: _Method) -> Callable[[Msg], None]:
         def on_message(msg: Msg) -> None:
@@ -271,7 +269,7 @@ class RpcServer:
             len(key) == 43
             and bool(msg.reply)
             and msg.reply.startswith(inbox_prefix(key) + ".")
-            and _SESSION_KEY.fullmatch(key) is not None
+            and decode_public_key(key) is not None
         )
 
     async def _handle(self, method: _Method, msg: Msg) -> Ok[Any] | Err[TrellisError]:
