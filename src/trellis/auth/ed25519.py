@@ -22,6 +22,8 @@ anything malformed.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from typing import BinaryIO
 
@@ -112,7 +114,20 @@ def serve(stdin: BinaryIO, stdout: BinaryIO) -> int:
         stdout.flush()
 
 
+def _stay_out_of_the_way() -> None:
+    """Run as a batch task: being woken by the parent's pipe write must not preempt it.
+
+    Under SCHED_BATCH (Linux) the kernel does not let a newly woken worker preempt the
+    running event loop; the worker runs on an idle CPU or when the loop next sleeps.
+    """
+    policy = getattr(os, "SCHED_BATCH", None)
+    if policy is not None and hasattr(os, "sched_setscheduler"):
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, policy, os.sched_param(0))
+
+
 def main() -> int:
+    _stay_out_of_the_way()
     try:
         return serve(sys.stdin.buffer, sys.stdout.buffer)
     except (BrokenPipeError, KeyboardInterrupt):
