@@ -488,3 +488,15 @@ async def test_servers_and_clients_share_the_process_worker_by_default(nats_url:
         assert server._signatures is shared and client._signatures is shared
     finally:
         await snc.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="SCHED_BATCH is Linux-only")
+async def test_the_worker_runs_as_a_batch_task() -> None:
+    worker = SignatureWorker(offload=True)
+    try:
+        assert await worker.warm_up()
+        assert worker.worker_pid is not None
+        # woken by our pipe writes, it must not preempt the event loop that wrote them
+        assert os.sched_getscheduler(worker.worker_pid) == os.SCHED_BATCH
+    finally:
+        worker.close()
