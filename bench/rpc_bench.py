@@ -6,6 +6,9 @@ implementation, with the same pydantic models on both sides (``GetItem`` in, ``I
 * sequential latency (p50/p99/mean) over ``--calls`` calls after a warm-up;
 * concurrent throughput with ``--inflight`` requests in flight (``--conc-calls`` calls).
 
+A fourth row, ``unsigned``, is a diagnostic: Trellis with the proof's Ed25519 sign and
+verify taken out, to show what they cost on the request path itself.
+
 All implementations stay connected for the whole run; within each round their calls run in
 alternating chunks (raw, trellis, faststream, then trellis, faststream, raw, ...), the median
 round is reported, and each ratio is the median of the per-round ratios, which keeps the
@@ -51,7 +54,9 @@ README = ROOT / "bench" / "README.md"
 README_START = "<!-- rpc-results:start -->"
 README_END = "<!-- rpc-results:end -->"
 
-IMPLEMENTATIONS = ("raw", "trellis", "faststream")
+IMPLEMENTATIONS = ("raw", "trellis", "faststream", "unsigned")
+#: diagnostic rows: not a way to run Trellis, a measure of what one part of it costs
+DIAGNOSTICS = ("unsigned",)
 CALL_TIMEOUT = 5.0
 RAW_SUBJECT = "bench.raw.items.get"
 FS_SUBJECT = "bench.faststream.items.get"
@@ -227,7 +232,7 @@ async def _raw(url: str) -> AsyncIterator[Call]:
 
 
 @contextlib.asynccontextmanager
-async def _trellis(url: str) -> AsyncIterator[Call]:
+async def _trellis(url: str, *, sign_and_verify: bool = True) -> AsyncIterator[Call]:
     from trellis import Ok, SessionKey
     from trellis.client.rpc import RpcClient, rpc_targets
     from trellis.nats.fastclient import connect
@@ -250,8 +255,9 @@ async def _trellis(url: str) -> AsyncIterator[Call]:
     # the connection class connect_service/connect_client use
     snc = await connect(url)
     cnc = await connect(url, inbox_prefix=ckey.inbox_prefix)
-    server = RpcServer(snc, inventory, cache)
-    client = RpcClient(cnc, ckey, rpc_targets(inventory, include_own=True))
+    signatures = None if sign_and_verify else _unchecked_proofs()
+    server = RpcServer(snc, inventory, cache, signatures=signatures)
+    client = RpcClient(cnc, ckey, rpc_targets(inventory, include_own=True), signatures=signatures)
     try:
 
         @server.handler("Items.Get")
@@ -313,10 +319,44 @@ def _faststream_version() -> str | None:
     return importlib.metadata.version("faststream")
 
 
+def _unchecked_proofs() -> Any:
+    """DIAGNOSTIC ONLY: a signature worker that signs with zeros and accepts every proof.
+
+    The ``unsigned`` row runs Trellis's whole request path with the two Ed25519 operations
+    taken out, so ``trellis - unsigned`` is what they cost in the path itself: more than
+    the warm loop in :func:`crypto_costs` says, since on the request path the CPU's caches
+    hold nats-py, pydantic and the kernel's network code, not libsodium's tables.
+    Nothing outside this benchmark can build a server or client that skips the check.
+    """
+    from trellis.auth import SessionKey, SignatureWorker
+
+    class UncheckedProofs(SignatureWorker):
+        def verify_now(self, public_key: str, message: bytes, signature: str) -> bool:
+            return True
+
+        async def verify(
+            self, public_key: str, message: bytes, signature: str, *, busy: bool = True
+        ) -> bool:
+            return True
+
+        def sign_now(self, key: SessionKey, message: bytes) -> bytes:
+            return bytes(64)
+
+        async def sign(self, key: SessionKey, message: bytes, *, busy: bool = True) -> bytes:
+            return bytes(64)
+
+    return UncheckedProofs(offload=False)
+
+
+def _unsigned(url: str) -> contextlib.AbstractAsyncContextManager[Call]:
+    return _trellis(url, sign_and_verify=False)
+
+
 FACTORIES: dict[str, Callable[[str], contextlib.AbstractAsyncContextManager[Call]]] = {
     "raw": _raw,
     "trellis": _trellis,
     "faststream": _faststream,
+    "unsigned": _unsigned,
 }
 
 
@@ -371,6 +411,30 @@ def floors(raw: dict[str, Any] | None, crypto: dict[str, float]) -> dict[str, fl
     }
 
 
+def in_path_crypto(samples: dict[str, list[dict[str, float]]]) -> dict[str, float | None]:
+    """What the proofs cost on the request path, from the ``unsigned`` diagnostic row.
+
+    Per round: ``trellis - unsigned`` p50 (µs), and the p50 floor it implies, raw p50 plus
+    that cost over raw p50 (medians over rounds).
+    """
+    costs, floors_ = [], []
+    for mine, unsigned, raw in zip(
+        samples.get("trellis", []),
+        samples.get("unsigned", []),
+        samples.get("raw", []),
+        strict=False,
+    ):
+        cost = mine["seq_p50_us"] - unsigned["seq_p50_us"]
+        costs.append(cost)
+        floors_.append((raw["seq_p50_us"] + cost) / raw["seq_p50_us"])
+    if not costs:
+        return {"seq_p50_crypto_us": None, "seq_p50_ratio_floor_in_path": None}
+    return {
+        "seq_p50_crypto_us": round(statistics.median(costs), 1),
+        "seq_p50_ratio_floor_in_path": round(statistics.median(floors_), 3),
+    }
+
+
 def round_ratio(samples: dict[str, list[dict[str, float]]], other: str, key: str) -> float | None:
     """Median over rounds of trellis/other, each round's pair measured back to back.
 
@@ -410,25 +474,31 @@ async def run(params: Params) -> dict[str, Any]:
     samples: dict[str, list[dict[str, float]]] = {name: [] for name in wanted}
     crypto = crypto_costs()
     with tempfile.TemporaryDirectory(prefix="trellis-bench-") as tmp:
-        (port,) = free_ports(1)
-        conf = Path(tmp) / "nats.conf"
-        conf.write_text(f"listen: 127.0.0.1:{port}\n", encoding="utf-8")
-        server = NatsServer(conf, client_port=port)
-        await server.astart()
+        # the diagnostic row serves the same contract subjects as trellis, so it gets a
+        # nats-server of its own (idle while the others run: the rows alternate)
+        servers: dict[str, NatsServer] = {}
+        for label, port in zip(("main", "diagnostic"), free_ports(2), strict=True):
+            conf = Path(tmp) / f"{label}.conf"
+            conf.write_text(f"listen: 127.0.0.1:{port}\n", encoding="utf-8")
+            servers[label] = NatsServer(conf, client_port=port)
         started = time.perf_counter()
         try:
             async with contextlib.AsyncExitStack() as stack:
-                calls = {
-                    name: await stack.enter_async_context(FACTORIES[name](server.url))
-                    for name in wanted
-                }
+                calls = {}
+                for name in wanted:
+                    server = servers["diagnostic" if name in DIAGNOSTICS else "main"]
+                    if not server.running:
+                        await server.astart()
+                    calls[name] = await stack.enter_async_context(FACTORIES[name](server.url))
                 for call in calls.values():
                     await _warm_up(call, params)
                 for _ in range(params.rounds):
                     for name, figures in (await _measure_round(calls, params)).items():
                         samples[name].append(figures)
         finally:
-            await server.astop()
+            for server in servers.values():
+                if server.running:
+                    await server.astop()
         elapsed = time.perf_counter() - started
     for name in wanted:
         results[name] = {"available": True, **_summarise(samples[name])}
@@ -475,6 +545,7 @@ async def run(params: Params) -> dict[str, Any]:
         "ratios": {"trellis_vs_raw": ratios["raw"], "trellis_vs_faststream": ratios["faststream"]},
         "crypto": crypto,
         "floors": floors(results.get("raw"), crypto),
+        "in_path": in_path_crypto(samples),
         "goals": goals,
     }
 
@@ -538,6 +609,16 @@ def markdown(report: dict[str, Any]) -> str:
         "Latency ratios below 1 mean Trellis is faster; throughput ratios above 1 mean Trellis "
         "serves more requests per second.",
     ]
+    in_path = report.get("in_path") or {}
+    if in_path.get("seq_p50_crypto_us") is not None:
+        lines += [
+            "",
+            f"*unsigned* is a diagnostic, not a mode: the same Trellis path with the proof's "
+            f"sign and verify taken out (only this benchmark can build it). On the request path "
+            f"they cost **{in_path['seq_p50_crypto_us']:.0f} µs** of p50 here, so Trellis/raw "
+            f"p50 cannot go below **{in_path['seq_p50_ratio_floor_in_path']:.2f}x** even if "
+            "everything else Trellis does were free.",
+        ]
     crypto = report.get("crypto")
     fl = report.get("floors") or {}
     if crypto and fl.get("seq_p50_ratio_floor") is not None:
@@ -573,6 +654,12 @@ def table(report: dict[str, Any]) -> str:
         lines.append(
             f"Trellis/{label}: p50 {_cell(r['seq_p50'], '{:.2f}x')}, "
             f"p99 {_cell(r['seq_p99'], '{:.2f}x')}, throughput {_cell(r['throughput'], '{:.2f}x')}"
+        )
+    in_path = report.get("in_path") or {}
+    if in_path.get("seq_p50_crypto_us") is not None:
+        lines.append(
+            f"unsigned (diagnostic): the proofs cost {in_path['seq_p50_crypto_us']:.0f} µs of p50 "
+            f"on the request path: p50 floor {in_path['seq_p50_ratio_floor_in_path']:.2f}x raw"
         )
     crypto, fl = report["crypto"], report["floors"]
     if fl.get("seq_p50_ratio_floor") is not None:
@@ -618,7 +705,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, help="interleaved rounds (median reported)")
     parser.add_argument("--inflight", type=int, default=64, help="requests in flight")
     parser.add_argument(
-        "--only", default=",".join(IMPLEMENTATIONS), help="comma list: raw,trellis,faststream"
+        "--only",
+        default=",".join(IMPLEMENTATIONS),
+        help="comma list: raw,trellis,faststream,unsigned (unsigned: diagnostic)",
     )
     parser.add_argument("--max-seconds", type=float, default=600.0, help="hard deadline")
     parser.add_argument(

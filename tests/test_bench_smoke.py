@@ -50,8 +50,8 @@ def test_rpc_bench_quick_run_produces_a_report(tmp_path: Path) -> None:
     assert report["benchmark"] == "rpc"
     assert report["params"]["calls"] == 20
     results = report["results"]
-    assert set(results) == {"raw", "trellis", "faststream"}
-    for name in ("raw", "trellis"):
+    assert set(results) == {"raw", "trellis", "faststream", "unsigned"}
+    for name in ("raw", "trellis", "unsigned"):
         assert results[name]["available"] is True
     for entry in results.values():
         if not entry["available"]:
@@ -77,6 +77,10 @@ def test_rpc_bench_quick_run_produces_a_report(tmp_path: Path) -> None:
         < floors["throughput_ratio_ceiling_offloaded"]
         < 1
     )
+
+    in_path = report["in_path"]  # what the proofs cost on the request path (diagnostic row)
+    assert isinstance(in_path["seq_p50_crypto_us"], float | int)
+    assert in_path["seq_p50_ratio_floor_in_path"] > 0
 
     saved = json.loads((tmp_path / "rpc.json").read_text(encoding="utf-8"))
     assert saved["results"].keys() == results.keys()

@@ -238,7 +238,7 @@ class RpcClient:
                 if budget <= 0:
                     return TransportError("request timed out", code="trellis.request.failed")
             else:
-                signature = self._key.sign(digest)
+                signature = self._signatures.sign_now(self._key, digest)
             headers = signed_headers(self._key.public_key, signature, iat, request_id, traceparent)
             await self._nc.publish(subject, body, reply=self._prefix + token, headers=headers)
             timer = loop.call_later(budget, _expire, future)

@@ -344,7 +344,7 @@ class RpcServer:
         else:
             value = result  # a bare value is taken as success
         if isinstance(value, method.output):
-            return Ok(value)
+            return result if isinstance(result, Ok) else Ok(value)
         try:
             return Ok(method.output.model_validate(value))
         except PydanticValidationError:
