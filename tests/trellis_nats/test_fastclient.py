@@ -365,3 +365,42 @@ async def test_a_busy_connection_coalesces_its_writes_and_loses_nothing(tmp_path
                 assert mine == [f"{name}:{p}:{i}".encode() for i in range(each)]  # all, in order
         # the same publishes went out in fewer socket writes (each one wakes nats-server)
         assert writes["fast"] < writes["plain"]
+
+
+async def test_flush_writes_pending_publishes_before_its_ping(tmp_path: Path) -> None:
+    port, monitor = free_ports(2)
+    conf = tmp_path / "ping.conf"
+    conf.write_text(f'host: "127.0.0.1"\nport: {port}\nhttp: "127.0.0.1:{monitor}"\n')
+    async with NatsServer(conf, client_port=port, monitor_port=monitor) as server:
+        nc = await connect(server.url)
+        try:
+            assert nc._transport is not None
+            transport = nc._transport
+            wire: list[bytes] = []
+            real_write, real_writelines = transport.write, transport.writelines
+
+            def write(data: bytes) -> None:
+                wire.append(bytes(data))
+                real_write(data)
+
+            def writelines(data: Any) -> None:
+                wire.extend(bytes(d) for d in data)
+                real_writelines(data)
+
+            transport.write = write  # type: ignore[method-assign]
+            transport.writelines = writelines  # type: ignore[method-assign]
+            for delay_passes in (0, 1, 2):  # flush at once, or after the flusher was woken
+                wire.clear()
+                await nc.publish("order.a", b"1")
+                await nc.publish("order.b", b"2")
+                for _ in range(delay_passes):
+                    await asyncio.sleep(0)
+                await nc.flush()
+                commands = [c.split(b" ", 1)[0].strip() for c in wire]
+                assert b"PING" in commands and commands.count(b"PUB") == 2
+                # the PONG that ends flush() answers a PING sent after both publishes
+                assert commands.index(b"PING") > max(
+                    i for i, c in enumerate(commands) if c == b"PUB"
+                ), commands
+        finally:
+            await nc.close()

@@ -22,7 +22,8 @@ stock nats-py method is used):
   through ``self`` by ``Client._process_headers``);
 * ``Client._flusher`` and what it uses (``_flush_queue``, ``_pending``,
   ``_pending_data_size``, ``_transport``, ``_error_cb``, ``_process_op_err``): the
-  override is nats-py 2.x's loop with one added event-loop pass under load.
+  override is nats-py 2.x's loop with one added event-loop pass under load; and
+  ``Client._send_ping``, which writes what is pending before its PING.
 
 Anything unusual (non-``dict`` headers, non-``str`` keys or values, invalid keys, values
 that cannot be UTF-8 encoded, non-``bytes`` header blocks) is handed to the nats-py
@@ -70,7 +71,7 @@ _FAST_PUBLISH: Final = (
 _FAST_PARSE: Final = hasattr(_BaseClient, "_parse_header_lines")
 _COALESCED_FLUSH: Final = all(
     hasattr(_BaseClient, name)
-    for name in ("_flusher", "_process_op_err", "is_connected", "is_connecting")
+    for name in ("_flusher", "_send_ping", "_process_op_err", "is_connected", "is_connecting")
 )
 _INLINE_DISPATCH: Final = all(
     hasattr(_BaseClient, name)
@@ -167,6 +168,8 @@ class FastHeadersClient(_BaseClient):
                 try:
                     if len(self._pending) > 1:
                         await asyncio.sleep(0)
+                        if not self.is_connected or self.is_connecting:
+                            break  # keep _pending for the reconnect to replay
                     if self._pending_data_size > 0:
                         self._transport.writelines(self._pending[:])
                         self._pending = []
@@ -182,6 +185,20 @@ class FastHeadersClient(_BaseClient):
                 finally:
                     if not future.done():  # it may have been cancelled
                         future.set_result(None)
+
+        async def _send_ping(self, future: asyncio.Future[Any] | None = None) -> None:
+            """Write what is pending before the PING, so ``flush()`` means what it says.
+
+            nats-py writes PING straight to the socket, ahead of publishes still waiting
+            for the flusher: the PONG could then come back before the server has read
+            them.  The flusher above can hold publishes one pass longer, so here they go
+            out first.
+            """
+            if self._pending_data_size > 0 and self.is_connected and self._transport is not None:
+                self._transport.writelines(self._pending[:])
+                self._pending = []
+                self._pending_data_size = 0
+            await super()._send_ping(future)
 
     if _FAST_PARSE:
 
