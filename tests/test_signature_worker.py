@@ -500,3 +500,82 @@ async def test_the_worker_runs_as_a_batch_task() -> None:
         assert os.sched_getscheduler(worker.worker_pid) == os.SCHED_BATCH
     finally:
         worker.close()
+
+
+def test_a_loop_that_stops_with_a_flush_pending_leaves_the_worker_usable() -> None:
+    worker = SignatureWorker(offload=True)
+    public, digest, sig = signed(1)
+    abandoned: list[asyncio.Future[bool]] = []
+
+    async def first() -> None:
+        assert await worker.warm_up()
+        # fire and forget, as the loop's main coroutine ends: its flush never runs here
+        abandoned.append(asyncio.ensure_future(worker.verify(public, digest, sig)))
+
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(first())
+    finally:
+        loop.close()
+
+    async def second() -> bool:
+        assert await worker.warm_up()  # a new loop: the worker starts over
+        return await asyncio.wait_for(worker.verify(public, digest, sig), 5)
+
+    try:
+        assert asyncio.run(second()) is True
+        assert worker.offloaded >= 1
+    finally:
+        worker.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_neither_stops_nor_uses_its_parents_worker() -> None:
+    worker = SignatureWorker(offload=True)
+    public, digest, sig = signed(2)
+    loop = asyncio.new_event_loop()
+    try:
+        assert loop.run_until_complete(worker.warm_up())
+        parent_worker = worker.worker_pid
+        parent = os.getpid()
+        child = os.fork()
+        if child == 0:  # the child: report through the exit code only
+            code = 0
+            try:
+                if worker.worker_pid is not None or worker.offloading is False:
+                    code = 3  # the parent's worker must have been dropped, not reused
+                # what a child's shutdown may run: neither may reach the parent's worker
+                worker_module._close_at_exit(worker, parent)
+                worker.close()
+            except BaseException:
+                code = 4
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(child, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+
+        async def check() -> list[bool]:
+            jobs = (worker.verify(public, digest, sig) for _ in range(20))
+            return await asyncio.wait_for(asyncio.gather(*jobs), 5)
+
+        before = worker.offloaded
+        assert all(loop.run_until_complete(check()))
+        assert worker.offloaded - before == 20  # all answered by the worker, none stalled
+        assert worker.worker_pid == parent_worker
+    finally:
+        worker.close()
+        loop.close()
+
+
+def test_each_thread_gets_its_own_shared_worker() -> None:
+    import threading
+
+    here = shared_signature_worker()
+    assert shared_signature_worker() is here
+    seen: list[SignatureWorker] = []
+    thread = threading.Thread(target=lambda: seen.append(shared_signature_worker()))
+    thread.start()
+    thread.join()
+    # a worker follows one event loop: two threads running loops must not share one
+    assert seen and seen[0] is not here
+    seen[0].close()

@@ -137,7 +137,7 @@ def _decode_canonical(text: str, length: int, last: str, padding: bytes) -> byte
     them; ``strict_mode`` refuses everything else outside the alphabet.
     """
     if (
-        not isinstance(text, str)
+        type(text) is not str  # a str subclass could lie about its length or contents
         or len(text) != length
         or text[-1] not in last
         or "+" in text

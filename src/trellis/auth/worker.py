@@ -6,8 +6,9 @@ releases the GIL, but every call has to take it back from a busy event loop and 
 interpreter's switch interval.  So under load the work goes to a small worker process
 (:mod:`trellis.auth.ed25519` run as a script) in batches: one pipe write per event-loop pass
 for everything queued in it, and answers back in slices, while the loop goes on serving.
-One worker serves the whole process (:func:`shared_signature_worker`).  A caller that is
-not busy (one request at a time) works inline: the round trip would only add latency there.
+A process has one worker (per thread running an event loop: :func:`shared_signature_worker`);
+a forked child drops what it inherited and starts its own.  A caller that is not busy (one
+request at a time) works inline: the round trip would only add latency there.
 
 What crosses the pipe: public keys, digests and signatures, plus, for signing, the seed of a
 key this process already holds (never in argv, environment, files or logs).  If the worker
@@ -24,6 +25,8 @@ import logging
 import os
 import subprocess
 import sys
+import threading
+import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -111,7 +114,7 @@ class SignatureWorker:
         self._outstanding: deque[_Frame] = deque()
         self._readbuf = bytearray()
         self._writebuf = bytearray()
-        self._flush_scheduled = False
+        self._flush_handle: asyncio.Handle | None = None  # a _flush() waiting to run
         self._startup_timer: asyncio.TimerHandle | None = None
         self._ready = False
         self._failed = False
@@ -120,6 +123,7 @@ class SignatureWorker:
         self._settled = asyncio.Event()  # set once the worker is ready or given up on
         #: jobs the worker has answered so far (the rest were done inline)
         self.offloaded = 0
+        _INSTANCES.add(self)
 
     @property
     def offloading(self) -> bool:
@@ -223,9 +227,8 @@ class SignatureWorker:
             return done
         future: asyncio.Future[Any] = loop.create_future()
         self._queues[op].append((future, record, key))
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            loop.call_soon(self._flush)
+        if self._flush_handle is None:
+            self._flush_handle = loop.call_soon(self._flush)
         return future
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -276,7 +279,7 @@ class SignatureWorker:
 
     def _flush(self) -> None:
         """Send what is queued, a frame per operation (more if over ``MAX_BATCH``)."""
-        self._flush_scheduled = False
+        self._flush_handle = None
         if self._failed or self._loop is None:
             self._settle_inline()
             return
@@ -361,9 +364,8 @@ class SignatureWorker:
                     break
             self._outstanding.popleft()
             frame.timer.cancel()
-        if any(self._queues.values()) and not self._flush_scheduled and self._loop is not None:
-            self._flush_scheduled = True
-            self._loop.call_soon(self._flush)
+        if any(self._queues.values()) and self._flush_handle is None and self._loop is not None:
+            self._flush_handle = self._loop.call_soon(self._flush)
 
     def _on_stall(self) -> None:
         self._fail(f"the signature worker did not answer within {STALL_SECONDS:.0f}s")
@@ -400,6 +402,10 @@ class SignatureWorker:
         """Stop the worker and forget its state (key slots, buffers); a new one starts clean."""
         if self._startup_timer is not None:
             self._startup_timer.cancel()
+        if self._flush_handle is not None:
+            # a loop that stopped before running it must not leave the next one waiting
+            self._flush_handle.cancel()
+            self._flush_handle = None
         self._slots.clear()
         self._ready = False
         self._readbuf.clear()
@@ -424,6 +430,34 @@ class SignatureWorker:
         with contextlib.suppress(Exception):
             proc.wait(timeout=1.0)
 
+    def _forget_inherited(self) -> None:
+        """In a forked child: drop the parent's worker without touching it.
+
+        The pipes, the process and the event loop (whose epoll instance the child shares
+        with the parent) are the parent's; closing or unwatching them here would cut the
+        parent off from its worker.  Only this process's copies of the pipe ends are
+        closed; a new worker starts when the child next needs one.
+        """
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            for stream in (proc.stdin, proc.stdout):
+                with contextlib.suppress(OSError):
+                    if stream is not None:
+                        stream.close()  # our copy of the fd; nothing is buffered in it
+            proc.returncode = 0  # not our child: nothing to wait for or kill
+        self._loop = None
+        self._flush_handle = None
+        self._startup_timer = None
+        self._outstanding.clear()
+        for queue in self._queues.values():
+            queue.clear()
+        self._readbuf.clear()
+        self._writebuf.clear()
+        self._slots.clear()
+        self._ready = False
+        self._failed = False
+        self._settled = asyncio.Event()
+
     def close(self) -> None:
         """Finish pending work inline and stop the worker (idempotent)."""
         self._settle_inline()
@@ -431,24 +465,40 @@ class SignatureWorker:
         self._settled.set()  # wake anyone in warm_up()
 
 
-_shared: SignatureWorker | None = None
-_shared_pid = 0
+#: every worker of this process, so a forked child can drop what it inherited
+_INSTANCES: weakref.WeakSet[SignatureWorker] = weakref.WeakSet()
+_local = threading.local()
 
 
 def shared_signature_worker() -> SignatureWorker:
-    """The process's own :class:`SignatureWorker`, used by every RPC server and client that is
+    """This thread's :class:`SignatureWorker`, used by every RPC server and client that is
     not handed one.
 
-    One worker process per Trellis process, not one per server or client: every batch of a
-    loop pass (verifications and signatures alike) goes down one pipe in one write, and a
-    2-core machine is not crowded with idle workers.  A forked child gets a worker of its own
-    (its parent's pipes are not its to write).
+    One worker process per Trellis process (per thread running an event loop), not one per
+    server or client: every batch of a loop pass, verifications and signatures alike, goes
+    down one pipe in one write, and a 2-core machine is not crowded with idle workers.  A
+    worker serves one event loop at a time; a forked child starts its own.
     """
-    global _shared, _shared_pid
-    if _shared is None or _shared_pid != os.getpid():
-        _shared, _shared_pid = SignatureWorker(), os.getpid()
-        atexit.register(_shared.close)
-    return _shared
+    worker: SignatureWorker | None = getattr(_local, "worker", None)
+    if worker is None or getattr(_local, "pid", None) != os.getpid():
+        worker = _local.worker = SignatureWorker()
+        _local.pid = os.getpid()
+        atexit.register(_close_at_exit, worker, os.getpid())
+    return worker
+
+
+def _close_at_exit(worker: SignatureWorker, pid: int) -> None:
+    if os.getpid() == pid:  # a forked child's exit must not stop its parent's worker
+        worker.close()
+
+
+def _forget_inherited_workers() -> None:
+    for worker in list(_INSTANCES):
+        worker._forget_inherited()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_inherited_workers)
 
 
 def _raw_seed(key: SessionKey) -> bytes:
