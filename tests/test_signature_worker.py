@@ -7,6 +7,7 @@ import asyncio
 import importlib.util
 import io
 import os
+import random
 import re
 import signal
 import tempfile
@@ -579,3 +580,49 @@ def test_each_thread_gets_its_own_shared_worker() -> None:
     # a worker follows one event loop: two threads running loops must not share one
     assert seen and seen[0] is not here
     seen[0].close()
+
+
+class _ShortReads:
+    """``os`` as the worker module sees it, except that reads return 1-70 bytes."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self._rng = rng
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(os, name)
+
+    def read(self, fd: int, size: int) -> bytes:
+        return os.read(fd, min(size, self._rng.randint(1, 70)))
+
+
+@pytest.mark.parametrize("kill_at", [None, 250])
+async def test_answers_split_across_reads_reach_the_right_jobs(
+    monkeypatch: pytest.MonkeyPatch, kill_at: int | None
+) -> None:
+    rng = random.Random(kill_at or 7)
+    monkeypatch.setattr(worker_module, "os", _ShortReads(rng))
+    worker = SignatureWorker(offload=True)
+    assert await worker.warm_up()
+    keys = [SessionKey.generate() for _ in range(12)]  # new keys put key frames in between
+    jobs: list[tuple[Any, asyncio.Future[Any]]] = []
+    try:
+        for i in range(600):
+            key, message = rng.choice(keys), os.urandom(32)
+            if rng.random() < 0.5:
+                good = rng.random() < 0.7
+                signer = key if good else OTHER
+                proof = b64url_encode(signer.sign(message))
+                future = asyncio.ensure_future(worker.verify(key.public_key, message, proof))
+                jobs.append((good, future))
+            else:
+                jobs.append((key.sign(message), asyncio.ensure_future(worker.sign(key, message))))
+            if i % 37 == 0:
+                await asyncio.sleep(0)
+            if i == kill_at and worker.worker_pid is not None:
+                await asyncio.sleep(0.002)
+                os.kill(worker.worker_pid, signal.SIGKILL)  # mid-frame: the rest goes inline
+        results = await asyncio.wait_for(asyncio.gather(*(f for _, f in jobs)), 30)
+        assert [expected for expected, _ in jobs] == results
+        assert worker.offloaded > 0
+    finally:
+        worker.close()
