@@ -81,6 +81,7 @@ def test_rpc_bench_quick_run_produces_a_report(tmp_path: Path) -> None:
     in_path = report["in_path"]  # what the proofs cost on the request path (diagnostic row)
     assert isinstance(in_path["seq_p50_crypto_us"], float | int)
     assert in_path["seq_p50_ratio_floor_in_path"] > 0
+    assert in_path["p50_goal_below_floor"] is (in_path["seq_p50_ratio_floor_in_path"] > 1.3)
 
     saved = json.loads((tmp_path / "rpc.json").read_text(encoding="utf-8"))
     assert saved["results"].keys() == results.keys()
