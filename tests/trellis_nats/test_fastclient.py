@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import UserString
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,16 @@ from trellis.nats.server import NatsServer, free_ports
 TOKEN_CHARS = "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 WHITESPACE = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0\u2028\u3000"
 COMMON_KEYS = ["session-key", "proof", "iat", "request-id", "traceparent", "Nats-Msg-Id"]
+
+
+@pytest.fixture
+async def server_url(tmp_path: Path) -> AsyncIterator[str]:
+    """A real nats-server on free loopback ports, for the tests that talk to one."""
+    port, monitor = free_ports(2)
+    conf = tmp_path / "nats.conf"
+    conf.write_text(f'host: "127.0.0.1"\nport: {port}\nhttp: "127.0.0.1:{monitor}"\n')
+    async with NatsServer(conf, client_port=port, monitor_port=monitor) as server:
+        yield server.url
 
 
 def test_fast_paths_are_installed() -> None:
@@ -188,10 +198,7 @@ def test_key_cache_is_bounded() -> None:
 # --- against a real nats-server ------------------------------------------------------
 
 
-async def test_headers_roundtrip_through_nats_server(tmp_path: Path) -> None:
-    port, monitor = free_ports(2)
-    conf = tmp_path / "plain.conf"
-    conf.write_text(f'host: "127.0.0.1"\nport: {port}\nhttp: "127.0.0.1:{monitor}"\n')
+async def test_headers_roundtrip_through_nats_server(server_url: str) -> None:
     headers = {
         "session-key": "A" * 43,
         "proof": "B-_" * 28 + "CD",
@@ -203,204 +210,187 @@ async def test_headers_roundtrip_through_nats_server(tmp_path: Path) -> None:
     }
     expected = dict(headers, **{"multi-line": "first  second third fourth"})
 
-    async with NatsServer(conf, client_port=port, monitor_port=monitor) as server:
-        fast = await connect(server.url)
-        plain = await nats.connect(server.url)
-        try:
-            assert isinstance(fast, FastHeadersClient)
-            received: dict[str, list[dict[str, str] | None]] = {"fast": [], "plain": []}
-            done = asyncio.Event()
+    fast = await connect(server_url)
+    plain = await nats.connect(server_url)
+    try:
+        assert isinstance(fast, FastHeadersClient)
+        received: dict[str, list[dict[str, str] | None]] = {"fast": [], "plain": []}
+        done = asyncio.Event()
 
-            def collector(name: str) -> Any:
-                async def cb(msg: Msg) -> None:
-                    received[name].append(msg.headers)
-                    if all(len(v) == 2 for v in received.values()):
-                        done.set()
+        def collector(name: str) -> Any:
+            async def cb(msg: Msg) -> None:
+                received[name].append(msg.headers)
+                if all(len(v) == 2 for v in received.values()):
+                    done.set()
 
-                return cb
+            return cb
 
-            await fast.subscribe("hdr.test", cb=collector("fast"))
-            await plain.subscribe("hdr.test", cb=collector("plain"))
-            await fast.flush()
-            await plain.flush()
+        await fast.subscribe("hdr.test", cb=collector("fast"))
+        await plain.subscribe("hdr.test", cb=collector("plain"))
+        await fast.flush()
+        await plain.flush()
 
-            await fast.publish("hdr.test", b"from fast", headers=headers)
-            await plain.publish("hdr.test", b"from plain", headers=headers)
-            await fast.flush()
-            await plain.flush()
-            await asyncio.wait_for(done.wait(), timeout=5)
+        await fast.publish("hdr.test", b"from fast", headers=headers)
+        await plain.publish("hdr.test", b"from plain", headers=headers)
+        await fast.flush()
+        await plain.flush()
+        await asyncio.wait_for(done.wait(), timeout=5)
 
-            for got in received.values():
-                assert got == [expected, expected]
+        for got in received.values():
+            assert got == [expected, expected]
 
-            # request/reply: fast requester, plain responder echoing the headers back
-            async def echo(msg: Msg) -> None:
-                await plain.publish(msg.reply, b"", headers=msg.headers)
+        # request/reply: fast requester, plain responder echoing the headers back
+        async def echo(msg: Msg) -> None:
+            await plain.publish(msg.reply, b"", headers=msg.headers)
 
-            await plain.subscribe("hdr.echo", cb=echo)
-            await plain.flush()
-            reply = await fast.request("hdr.echo", b"", timeout=5, headers=headers)
-            assert reply.headers == expected
-        finally:
-            await fast.close()
-            await plain.close()
-
-
-async def test_inline_subscriptions_deliver_from_the_read_loop(tmp_path: Path) -> None:
-    port, monitor = free_ports(2)
-    conf = tmp_path / "inline.conf"
-    conf.write_text(f'host: "127.0.0.1"\nport: {port}\nhttp: "127.0.0.1:{monitor}"\n')
-    async with NatsServer(conf, client_port=port, monitor_port=monitor) as server:
-        fast = await connect(server.url)
-        plain = await nats.connect(server.url)
-        try:
-            got: list[tuple[str, bytes, dict[str, str] | None]] = []
-            arrived = asyncio.Event()
-
-            def on_msg(msg: Msg) -> None:
-                if msg.data == b"boom":
-                    raise RuntimeError("a buggy callback")
-                got.append((msg.subject, msg.data, msg.headers))
-                if len(got) == 3:
-                    arrived.set()
-
-            sub = await subscribe_inline(fast, "inline.*", on_msg)
-            assert fast._inline[sub._id] is on_msg  # registered for inline dispatch
-            await fast.flush()
-            await plain.publish("inline.a", b"one", headers={"k": "v"})
-            await plain.publish("inline.b", b"boom")  # logged; delivery goes on
-            await plain.publish("inline.c", b"two")
-            await plain.publish("inline.d", b"three")
-            await plain.flush()
-            await asyncio.wait_for(arrived.wait(), timeout=5)
-            assert got == [
-                ("inline.a", b"one", {"k": "v"}),
-                ("inline.c", b"two", None),
-                ("inline.d", b"three", None),
-            ]
-            assert sub.pending_msgs == 0  # nothing went through nats-py's queue
-
-            await sub.unsubscribe()
-            assert sub._id not in fast._inline
-
-            # on a plain nats-py client it is an ordinary subscription with the same callback
-            plain_got: list[bytes] = []
-            done = asyncio.Event()
-
-            def on_plain(msg: Msg) -> None:
-                plain_got.append(msg.data)
-                done.set()
-
-            await subscribe_inline(plain, "inline.plain", on_plain)
-            await plain.flush()
-            await fast.publish("inline.plain", b"hello")
-            await fast.flush()
-            await asyncio.wait_for(done.wait(), timeout=5)
-            assert plain_got == [b"hello"]
-        finally:
-            await fast.close()
-            await plain.close()
-
-
-async def test_closing_forgets_inline_callbacks(tmp_path: Path) -> None:
-    port, monitor = free_ports(2)
-    conf = tmp_path / "close.conf"
-    conf.write_text(f'host: "127.0.0.1"\nport: {port}\nhttp: "127.0.0.1:{monitor}"\n')
-    async with NatsServer(conf, client_port=port, monitor_port=monitor) as server:
-        fast = await connect(server.url)
-        await subscribe_inline(fast, "inline.close", lambda msg: None)
-        assert fast._inline
+        await plain.subscribe("hdr.echo", cb=echo)
+        await plain.flush()
+        reply = await fast.request("hdr.echo", b"", timeout=5, headers=headers)
+        assert reply.headers == expected
+    finally:
         await fast.close()
-        assert not fast._inline  # nothing keeps the callback (and what it holds) alive
+        await plain.close()
 
 
-async def test_a_busy_connection_coalesces_its_writes_and_loses_nothing(tmp_path: Path) -> None:
-    port, monitor = free_ports(2)
-    conf = tmp_path / "flush.conf"
-    conf.write_text(f'host: "127.0.0.1"\nport: {port}\nhttp: "127.0.0.1:{monitor}"\n')
-    async with NatsServer(conf, client_port=port, monitor_port=monitor) as server:
-        listener = await nats.connect(server.url)
-        received: list[bytes] = []
-        all_in = asyncio.Event()
-        publishers, each = 20, 50
+async def test_inline_subscriptions_deliver_from_the_read_loop(server_url: str) -> None:
+    fast = await connect(server_url)
+    plain = await nats.connect(server_url)
+    try:
+        got: list[tuple[str, bytes, dict[str, str] | None]] = []
+        arrived = asyncio.Event()
 
-        async def on_msg(msg: Msg) -> None:
-            received.append(msg.data)
-            if len(received) == 2 * publishers * each:
-                all_in.set()
+        def on_msg(msg: Msg) -> None:
+            if msg.data == b"boom":
+                raise RuntimeError("a buggy callback")
+            got.append((msg.subject, msg.data, msg.headers))
+            if len(got) == 3:
+                arrived.set()
 
-        await listener.subscribe("burst.>", cb=on_msg)
-        await listener.flush()
-        writes: dict[str, int] = {}
-        try:
-            for name, nc in (
-                ("plain", await nats.connect(server.url)),
-                ("fast", await connect(server.url)),
-            ):
-                assert nc._transport is not None
-                transport = nc._transport
-                real_writelines = transport.writelines
-                writes[name] = 0
+        sub = await subscribe_inline(fast, "inline.*", on_msg)
+        assert fast._inline[sub._id] is on_msg  # registered for inline dispatch
+        await fast.flush()
+        await plain.publish("inline.a", b"one", headers={"k": "v"})
+        await plain.publish("inline.b", b"boom")  # logged; delivery goes on
+        await plain.publish("inline.c", b"two")
+        await plain.publish("inline.d", b"three")
+        await plain.flush()
+        await asyncio.wait_for(arrived.wait(), timeout=5)
+        assert got == [
+            ("inline.a", b"one", {"k": "v"}),
+            ("inline.c", b"two", None),
+            ("inline.d", b"three", None),
+        ]
+        assert sub.pending_msgs == 0  # nothing went through nats-py's queue
 
-                def counting(data: Any, name: str = name, real: Any = real_writelines) -> None:
-                    writes[name] += 1
-                    real(data)
+        await sub.unsubscribe()
+        assert sub._id not in fast._inline
 
-                transport.writelines = counting  # type: ignore[method-assign]
+        # on a plain nats-py client it is an ordinary subscription with the same callback
+        plain_got: list[bytes] = []
+        done = asyncio.Event()
 
-                async def publisher(p: int, nc: Any = nc, name: str = name) -> None:
-                    for i in range(each):
-                        await nc.publish(f"burst.{name}.{p}", f"{name}:{p}:{i}".encode())
-                        await asyncio.sleep(0)  # every publisher publishes once per pass
+        def on_plain(msg: Msg) -> None:
+            plain_got.append(msg.data)
+            done.set()
 
-                await asyncio.gather(*(publisher(p) for p in range(publishers)))
-                await nc.flush()
-                await nc.close()
-            await asyncio.wait_for(all_in.wait(), timeout=10)
-        finally:
-            await listener.close()
-        for name in ("plain", "fast"):
-            for p in range(publishers):
-                mine = [m for m in received if m.startswith(f"{name}:{p}:".encode())]
-                assert mine == [f"{name}:{p}:{i}".encode() for i in range(each)]  # all, in order
-        # the same publishes went out in fewer socket writes (each one wakes nats-server)
-        assert writes["fast"] < writes["plain"]
+        await subscribe_inline(plain, "inline.plain", on_plain)
+        await plain.flush()
+        await fast.publish("inline.plain", b"hello")
+        await fast.flush()
+        await asyncio.wait_for(done.wait(), timeout=5)
+        assert plain_got == [b"hello"]
+    finally:
+        await fast.close()
+        await plain.close()
 
 
-async def test_flush_writes_pending_publishes_before_its_ping(tmp_path: Path) -> None:
-    port, monitor = free_ports(2)
-    conf = tmp_path / "ping.conf"
-    conf.write_text(f'host: "127.0.0.1"\nport: {port}\nhttp: "127.0.0.1:{monitor}"\n')
-    async with NatsServer(conf, client_port=port, monitor_port=monitor) as server:
-        nc = await connect(server.url)
-        try:
+async def test_closing_forgets_inline_callbacks(server_url: str) -> None:
+    fast = await connect(server_url)
+    await subscribe_inline(fast, "inline.close", lambda msg: None)
+    assert fast._inline
+    await fast.close()
+    assert not fast._inline  # nothing keeps the callback (and what it holds) alive
+
+
+async def test_a_busy_connection_coalesces_its_writes_and_loses_nothing(server_url: str) -> None:
+    listener = await nats.connect(server_url)
+    received: list[bytes] = []
+    all_in = asyncio.Event()
+    publishers, each = 20, 50
+
+    async def on_msg(msg: Msg) -> None:
+        received.append(msg.data)
+        if len(received) == 2 * publishers * each:
+            all_in.set()
+
+    await listener.subscribe("burst.>", cb=on_msg)
+    await listener.flush()
+    writes: dict[str, int] = {}
+    try:
+        for name, nc in (
+            ("plain", await nats.connect(server_url)),
+            ("fast", await connect(server_url)),
+        ):
             assert nc._transport is not None
             transport = nc._transport
-            wire: list[bytes] = []
-            real_write, real_writelines = transport.write, transport.writelines
+            real_writelines = transport.writelines
+            writes[name] = 0
 
-            def write(data: bytes) -> None:
-                wire.append(bytes(data))
-                real_write(data)
+            def counting(data: Any, name: str = name, real: Any = real_writelines) -> None:
+                writes[name] += 1
+                real(data)
 
-            def writelines(data: Any) -> None:
-                wire.extend(bytes(d) for d in data)
-                real_writelines(data)
+            transport.writelines = counting  # type: ignore[method-assign]
 
-            transport.write = write  # type: ignore[method-assign]
-            transport.writelines = writelines  # type: ignore[method-assign]
-            for delay_passes in (0, 1, 2):  # flush at once, or after the flusher was woken
-                wire.clear()
-                await nc.publish("order.a", b"1")
-                await nc.publish("order.b", b"2")
-                for _ in range(delay_passes):
-                    await asyncio.sleep(0)
-                await nc.flush()
-                commands = [c.split(b" ", 1)[0].strip() for c in wire]
-                assert b"PING" in commands and commands.count(b"PUB") == 2
-                # the PONG that ends flush() answers a PING sent after both publishes
-                assert commands.index(b"PING") > max(
-                    i for i, c in enumerate(commands) if c == b"PUB"
-                ), commands
-        finally:
+            async def publisher(p: int, nc: Any = nc, name: str = name) -> None:
+                for i in range(each):
+                    await nc.publish(f"burst.{name}.{p}", f"{name}:{p}:{i}".encode())
+                    await asyncio.sleep(0)  # every publisher publishes once per pass
+
+            await asyncio.gather(*(publisher(p) for p in range(publishers)))
+            await nc.flush()
             await nc.close()
+        await asyncio.wait_for(all_in.wait(), timeout=10)
+    finally:
+        await listener.close()
+    for name in ("plain", "fast"):
+        for p in range(publishers):
+            mine = [m for m in received if m.startswith(f"{name}:{p}:".encode())]
+            assert mine == [f"{name}:{p}:{i}".encode() for i in range(each)]  # all, in order
+    # the same publishes went out in fewer socket writes (each one wakes nats-server)
+    assert writes["fast"] < writes["plain"]
+
+
+async def test_flush_writes_pending_publishes_before_its_ping(server_url: str) -> None:
+    nc = await connect(server_url)
+    try:
+        assert nc._transport is not None
+        transport = nc._transport
+        wire: list[bytes] = []
+        real_write, real_writelines = transport.write, transport.writelines
+
+        def write(data: bytes) -> None:
+            wire.append(bytes(data))
+            real_write(data)
+
+        def writelines(data: Any) -> None:
+            wire.extend(bytes(d) for d in data)
+            real_writelines(data)
+
+        transport.write = write  # type: ignore[method-assign]
+        transport.writelines = writelines  # type: ignore[method-assign]
+        for delay_passes in (0, 1, 2):  # flush at once, or after the flusher was woken
+            wire.clear()
+            await nc.publish("order.a", b"1")
+            await nc.publish("order.b", b"2")
+            for _ in range(delay_passes):
+                await asyncio.sleep(0)
+            await nc.flush()
+            commands = [c.split(b" ", 1)[0].strip() for c in wire]
+            assert b"PING" in commands and commands.count(b"PUB") == 2
+            # the PONG that ends flush() answers a PING sent after both publishes
+            assert commands.index(b"PING") > max(
+                i for i, c in enumerate(commands) if c == b"PUB"
+            ), commands
+    finally:
+        await nc.close()
