@@ -12,6 +12,7 @@ import re
 import signal
 import tempfile
 import time
+import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -546,7 +547,7 @@ def test_a_forked_child_neither_stops_nor_uses_its_parents_worker() -> None:
                 if worker.worker_pid is not None or worker.offloading is False:
                     code = 3  # the parent's worker must have been dropped, not reused
                 # what a child's shutdown may run: neither may reach the parent's worker
-                worker_module._close_at_exit(worker, parent)
+                worker_module._close_at_exit(weakref.ref(worker), parent)
                 worker.close()
             except BaseException:
                 code = 4

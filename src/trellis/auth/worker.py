@@ -483,12 +483,15 @@ def shared_signature_worker() -> SignatureWorker:
     if worker is None or getattr(_local, "pid", None) != os.getpid():
         worker = _local.worker = SignatureWorker()
         _local.pid = os.getpid()
-        atexit.register(_close_at_exit, worker, os.getpid())
+        # a weak reference: the worker of a thread that ended goes with it (its pipes
+        # close, so its process sees end of input and exits)
+        atexit.register(_close_at_exit, weakref.ref(worker), os.getpid())
     return worker
 
 
-def _close_at_exit(worker: SignatureWorker, pid: int) -> None:
-    if os.getpid() == pid:  # a forked child's exit must not stop its parent's worker
+def _close_at_exit(ref: weakref.ref[SignatureWorker], pid: int) -> None:
+    worker = ref()
+    if worker is not None and os.getpid() == pid:  # never a forked child's inherited copy
         worker.close()
 
 
