@@ -144,7 +144,8 @@ class SignatureWorker:
 
     # ------------------------------------------------------------------ verification
 
-    def _public_key(self, text: str) -> bytes | None:
+    def public_key(self, text: str) -> bytes | None:
+        """The 32 bytes of a canonical base64url session key (cached: callers repeat), or None."""
         key = self._public_keys.get(text)
         if key is None:
             key = decode_public_key(text)
@@ -157,7 +158,7 @@ class SignatureWorker:
 
     def verify_now(self, public_key: str, message: bytes, signature: str) -> bool:
         """Verify inline; malformed keys or signatures verify as ``False``."""
-        key = self._public_key(public_key)
+        key = self.public_key(public_key)
         sig = decode_signature(signature)
         if key is None or sig is None:
             return False
@@ -169,7 +170,7 @@ class SignatureWorker:
         """Verify ``signature`` over the 32-byte ``message``: in the worker when ``busy``."""
         if not busy or len(message) != 32 or not self._usable():
             return self.verify_now(public_key, message, signature)
-        key = self._public_key(public_key)
+        key = self.public_key(public_key)
         sig = decode_signature(signature)
         if key is None or sig is None:
             return False
@@ -406,10 +407,7 @@ class SignatureWorker:
             # a loop that stopped before running it must not leave the next one waiting
             self._flush_handle.cancel()
             self._flush_handle = None
-        self._slots.clear()
-        self._ready = False
-        self._readbuf.clear()
-        self._writebuf.clear()
+        self._forget_worker_state()
         proc, self._proc = self._proc, None
         if proc is None:
             return
@@ -451,12 +449,16 @@ class SignatureWorker:
         self._outstanding.clear()
         for queue in self._queues.values():
             queue.clear()
-        self._readbuf.clear()
-        self._writebuf.clear()
-        self._slots.clear()
-        self._ready = False
+        self._forget_worker_state()
         self._failed = False
         self._settled = asyncio.Event()
+
+    def _forget_worker_state(self) -> None:
+        """What belonged to one worker process: its key slots and pipe buffers."""
+        self._slots.clear()
+        self._ready = False
+        self._readbuf.clear()
+        self._writebuf.clear()
 
     def close(self) -> None:
         """Finish pending work inline and stop the worker (idempotent)."""

@@ -26,7 +26,6 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from trellis.auth import SignatureWorker, iat_in_window, inbox_prefix, rpc_proof_digest
-from trellis.auth.keys import decode_public_key
 from trellis.auth.worker import shared_signature_worker
 from trellis.contracts import Contract
 from trellis.nats.fastclient import subscribe_inline
@@ -262,14 +261,13 @@ class RpcServer:
         finally:
             self._gate.release()
 
-    @staticmethod
-    def _reply_is_callers_inbox(msg: Msg) -> bool:
+    def _reply_is_callers_inbox(self, msg: Msg) -> bool:
         key = (msg.headers or {}).get(HEADER_SESSION_KEY) or ""
         return (
             len(key) == 43
             and bool(msg.reply)
             and msg.reply.startswith(inbox_prefix(key) + ".")
-            and decode_public_key(key) is not None
+            and self._signatures.public_key(key) is not None  # cached: verify reuses it
         )
 
     async def _handle(self, method: _Method, msg: Msg) -> Ok[Any] | Err[TrellisError]:
