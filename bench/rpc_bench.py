@@ -234,7 +234,7 @@ async def _raw(url: str) -> AsyncIterator[Call]:
 @contextlib.asynccontextmanager
 async def _trellis(url: str, *, sign_and_verify: bool = True) -> AsyncIterator[Call]:
     from trellis import Ok, SessionKey
-    from trellis.client.rpc import RpcClient, rpc_targets
+    from trellis.calls import RpcClient, rpc_targets
     from trellis.nats.fastclient import connect
     from trellis.principals import Principal, PrincipalCache
     from trellis.service.rpc import RequestContext, RpcServer

@@ -12,7 +12,7 @@ import nats
 from nats.aio.client import Client as NatsClient
 
 from trellis.auth import SessionKey
-from trellis.client.rpc import RpcClient, rpc_targets
+from trellis.calls import RpcClient, rpc_targets
 from trellis.connection import connect_participant
 from trellis.contracts import Contract
 from trellis.contracts.builtin import trellis_cli

@@ -37,7 +37,7 @@ from trellis.auth.ed25519 import (
 )
 from trellis.auth.keys import decode_public_key, decode_signature, verify_signature
 from trellis.auth.worker import shared_signature_worker
-from trellis.client.rpc import RpcClient, rpc_targets
+from trellis.calls import RpcClient, rpc_targets
 from trellis.encoding import b64url_decode, b64url_encode, sha256
 from trellis.loop import run
 from trellis.nats.server import NatsServer, free_ports

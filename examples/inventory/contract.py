@@ -63,6 +63,14 @@ class ItemExists(TrellisError):
     item_id: str
 
 
+# Typed references: pass these to ``call``, ``service.rpc``, ``publish``, ``subscribe`` and
+# ``service.kv[...]`` and the type checker knows every payload, result and error.
+GET_ITEM = rpc(GetItem, Item, errors=[ItemNotFound], call=["items.read"])
+CREATE_ITEM = rpc(NewItem, Item, errors=[ItemExists], call=["items.write"])
+ITEM_CREATED = event(ItemCreated, params=["/category"], subscribe=["items.read"])
+ITEMS = kv(Item, purpose="Item records by id")
+AUDIT = kv(AuditEntry, purpose="What the audit consumer saw, by event id", history=1)
+
 inventory = Contract(
     "inventory@v1",
     kind="service",
@@ -72,17 +80,9 @@ inventory = Contract(
         "items.read": "Read items",
         "items.write": "Create and change items",
     },
-    rpc={
-        "Items.Get": rpc(GetItem, Item, errors=[ItemNotFound], call=["items.read"]),
-        "Items.Create": rpc(NewItem, Item, errors=[ItemExists], call=["items.write"]),
-    },
-    events={
-        "Items.Created": event(ItemCreated, params=["/category"], subscribe=["items.read"]),
-    },
-    kv={
-        "items": kv(Item, purpose="Item records by id"),
-        "audit": kv(AuditEntry, purpose="What the audit consumer saw, by event id", history=1),
-    },
+    rpc={"Items.Get": GET_ITEM, "Items.Create": CREATE_ITEM},
+    events={"Items.Created": ITEM_CREATED},
+    kv={"items": ITEMS, "audit": AUDIT},
     jobs={"reindex": job(Reindex, ReindexResult, max_deliver=5)},
     event_consumers={"audit": consumer(self_events=["Items.Created"])},
     uses={"core": trellis_core.use(rpc=["Trellis.Catalog"])},

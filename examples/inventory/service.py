@@ -14,9 +14,15 @@ import argparse
 import logging
 
 from examples.inventory.contract import (
+    AUDIT,
+    CREATE_ITEM,
+    GET_ITEM,
+    ITEM_CREATED,
+    ITEMS,
     AuditEntry,
     GetItem,
     Item,
+    ItemCreated,
     ItemExists,
     ItemNotFound,
     NewItem,
@@ -32,27 +38,29 @@ log = logging.getLogger("inventory")
 def mount(service: TrellisService) -> None:
     """Attach the handlers; kept apart from ``main`` so tests and the demo reuse it."""
 
-    @service.rpc("Items.Get")
+    items = service.kv[ITEMS]  # a KvHandle[Item]
+
+    @service.rpc(GET_ITEM)
     async def get_item(req: GetItem, ctx: RequestContext) -> Result[Item, ItemNotFound]:
-        entry = await service.kv.items.get(req.id)
+        entry = await items.get(req.id)
         return Ok(entry.value) if entry else Err(ItemNotFound(item_id=req.id))
 
-    @service.rpc("Items.Create")
+    @service.rpc(CREATE_ITEM)
     async def create_item(req: NewItem, ctx: RequestContext) -> Result[Item, ItemExists]:
         item = Item(**req.model_dump())
-        created = await service.kv.items.create(item.id, item)
+        created = await items.create(item.id, item)
         if isinstance(created, Err):
             return Err(ItemExists(item_id=item.id))
         published = await service.publish(
-            "Items.Created", {"id": item.id, "name": item.name, "category": item.category}
+            ITEM_CREATED, ItemCreated(id=item.id, name=item.name, category=item.category)
         )
         if isinstance(published, Err):
             log.warning("Items.Created for %s not published: %s", item.id, published.error)
         return Ok(item)
 
     @service.on_event("audit")
-    async def audit(event: EventMessage) -> Result[None, None]:
-        await service.kv.audit.put(
+    async def audit(event: EventMessage[ItemCreated]) -> Result[None, None]:
+        await service.kv[AUDIT].put(
             event.id or event.subject,
             AuditEntry(
                 event=event.name,

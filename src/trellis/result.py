@@ -27,6 +27,10 @@ T = TypeVar("T")
 U = TypeVar("U")
 E = TypeVar("E")
 F = TypeVar("F")
+#: Ok and Err are immutable, so ``Ok[Item]`` is an ``Ok[BaseModel]`` and ``Err[ItemNotFound]``
+#: an ``Err[TrellisError]``: handlers returning a narrower result type-check
+T_co = TypeVar("T_co", covariant=True)
+E_co = TypeVar("E_co", covariant=True)
 
 __all__ = [
     "BUILTIN_ERRORS",
@@ -50,10 +54,10 @@ class UnwrapError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class Ok(Generic[T]):
+class Ok(Generic[T_co]):
     """A successful result carrying ``value``."""
 
-    value: T
+    value: T_co
 
     def is_ok(self) -> bool:
         return True
@@ -61,30 +65,30 @@ class Ok(Generic[T]):
     def is_err(self) -> bool:
         return False
 
-    def map(self, func: Callable[[T], U]) -> Ok[U]:
+    def map(self, func: Callable[[T_co], U]) -> Ok[U]:
         return Ok(func(self.value))
 
-    def map_err(self, func: Callable[[Any], Any]) -> Ok[T]:
+    def map_err(self, func: Callable[[Any], Any]) -> Ok[T_co]:
         return self
 
-    def and_then(self, func: Callable[[T], Result[U, F]]) -> Result[U, F]:
+    def and_then(self, func: Callable[[T_co], Result[U, F]]) -> Result[U, F]:
         return func(self.value)
 
-    def unwrap(self) -> T:
+    def unwrap(self) -> T_co:
         return self.value
 
-    def or_raise(self) -> T:
+    def or_raise(self) -> T_co:
         return self.value
 
-    def unwrap_or(self, default: object) -> T:
+    def unwrap_or(self, default: object) -> T_co:
         return self.value
 
 
 @dataclass(frozen=True, slots=True)
-class Err(Generic[E]):
+class Err(Generic[E_co]):
     """A failed result carrying ``error`` (usually a ``TrellisError``)."""
 
-    error: E
+    error: E_co
 
     def is_ok(self) -> bool:
         return False
@@ -92,13 +96,13 @@ class Err(Generic[E]):
     def is_err(self) -> bool:
         return True
 
-    def map(self, func: Callable[[Any], Any]) -> Err[E]:
+    def map(self, func: Callable[[Any], Any]) -> Err[E_co]:
         return self
 
-    def map_err(self, func: Callable[[E], F]) -> Err[F]:
+    def map_err(self, func: Callable[[E_co], F]) -> Err[F]:
         return Err(func(self.error))
 
-    def and_then(self, func: Callable[[Any], Any]) -> Err[E]:
+    def and_then(self, func: Callable[[Any], Any]) -> Err[E_co]:
         return self
 
     def unwrap(self) -> NoReturn:

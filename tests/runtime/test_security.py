@@ -34,7 +34,7 @@ from tests.runtime.support import (
 )
 from tests.stack import Stack, running_stack
 from trellis.auth import SessionKey, connect_token
-from trellis.client.rpc import RpcClient, rpc_targets
+from trellis.calls import RpcClient, rpc_targets
 from trellis.contracts import Contract, builtin, trellis_auth
 from trellis.contracts.builtin import trellis_cli
 from trellis.ids import ulid

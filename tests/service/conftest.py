@@ -14,8 +14,8 @@ from examples.inventory.service import mount
 
 from tests.stack import Stack, running_stack
 from trellis.auth import SessionKey
+from trellis.calls import RpcClient
 from trellis.client import TrellisClient, connect_client
-from trellis.client.rpc import RpcClient
 from trellis.contracts import Contract
 from trellis.result import Ok
 from trellis.service import TrellisService, connect_service

@@ -13,8 +13,9 @@ import pytest
 from tests.runtime.support import Price, PriceQuery, billing, eventually, pricing, violation
 from tests.service.conftest import READ, WRITE, Inventory
 from trellis.auth import SessionKey
+from trellis.calls import RpcTarget
 from trellis.client import TrellisClient
-from trellis.client.rpc import RpcTarget
+from trellis.participant import NotInContract
 from trellis.result import AuthError, Err, Ok, Result, TransportError, TrellisError
 from trellis.service import RequestContext
 
@@ -65,11 +66,9 @@ async def test_a_service_cannot_call_an_rpc_its_contract_does_not_use(
     price = await service.call("Prices.Get", {"sku": "tea"})
     assert price == Ok(Price(sku="tea", cents=250))
 
-    # not declared: refused by the library before anything is sent
-    local = await service.call("Items.Get", {"id": "x"})
-    assert isinstance(local, Err)
-    assert isinstance(local.error, TransportError)
-    assert local.error.code == "trellis.request.denied"
+    # not declared: refused by the library before anything is sent, naming what it can call
+    with pytest.raises(NotInContract, match=r"no RPC to call 'Items.Get'.*Prices.Get"):
+        await service.call("Items.Get", {"id": "x"})
 
     # and by NATS: the connection was never granted the subject. A raw publish is reported
     # as a permissions violation (inventory, which serves it, never sees it) ...
@@ -85,7 +84,7 @@ async def test_a_service_cannot_call_an_rpc_its_contract_does_not_use(
 
     # ... and a signed request that bypasses the library's check fails fast as denied,
     # not after its timeout
-    client = service._client
+    client = service._rpc
     client._targets["Items.Get"] = RpcTarget(
         "Items.Get", "inventory@v1", "rpc.v1.Items.Get", None, None, {}
     )

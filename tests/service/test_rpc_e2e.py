@@ -10,7 +10,7 @@ from examples.inventory.contract import GetItem, Item, ItemExists, ItemNotFound,
 
 from tests.runtime.support import eventually
 from tests.service.conftest import Inventory
-from trellis.client.rpc import RpcClient, RpcTarget
+from trellis.calls import RpcClient, RpcTarget
 from trellis.result import Err, Ok, TransportError, ValidationError
 from trellis.service import RequestContext, TrellisService
 

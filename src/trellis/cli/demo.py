@@ -19,9 +19,9 @@ from nats.aio.client import Client as NatsClient
 from rich.table import Table
 
 from trellis.auth import SessionKey
+from trellis.calls import RpcClient, rpc_targets
 from trellis.cli.common import out
 from trellis.client import TrellisClient, connect_client
-from trellis.client.rpc import RpcClient, rpc_targets
 from trellis.connection import connect_participant
 from trellis.contracts.builtin import trellis_cli
 from trellis.result import Err, Ok, Result, TrellisError
@@ -152,9 +152,9 @@ async def run_demo(bundle: Bundle, *, emit: bool = True) -> dict[str, Any]:
             inventory_cli, session=user_key, trellis_url=bundle.config.http.url
         )
 
-        live: asyncio.Queue[EventMessage] = asyncio.Queue()
+        live: asyncio.Queue[EventMessage[Any]] = asyncio.Queue()
 
-        async def on_live(event: EventMessage) -> None:
+        async def on_live(event: EventMessage[Any]) -> None:
             await live.put(event)
 
         await client.subscribe("Items.Created", on_live, filters={"/category": "books"})

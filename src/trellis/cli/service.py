@@ -13,9 +13,9 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from trellis.calls import RpcClient, rpc_targets
 from trellis.cli.common import JsonFlag, emit_json, err, fail, out
 from trellis.cli.loading import SourceError, load_manifest
-from trellis.client.rpc import RpcClient, rpc_targets
 from trellis.connection import connect_participant
 from trellis.contracts import ContractError
 from trellis.contracts.builtin import trellis_cli

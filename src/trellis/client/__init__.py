@@ -1,5 +1,6 @@
 """Calling Trellis services from clients (CLIs, scripts, apps)."""
 
-from trellis.client.core import ClientConnectError, TrellisClient, connect_client
+from trellis.bootstrap import ConnectError
+from trellis.client.core import TrellisClient, connect_client
 
-__all__ = ["ClientConnectError", "TrellisClient", "connect_client"]
+__all__ = ["ConnectError", "TrellisClient", "connect_client"]

@@ -3,78 +3,28 @@
 ``connect_client`` bootstraps over HTTP (``POST /bootstrap/client``, signed with the
 ``bootstrap-client`` domain over ``iat``), then connects through the auth callout like a
 service does.  The session key must have been registered by an operator
-(``trellis user add``) with this contract; calls go by logical name and return ``Result``s.
+(``trellis user add``) with this contract.  Everything a client does — ``call``,
+``subscribe``, ``publish``, ``close`` — is the shared :class:`~trellis.participant.Participant`.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-from nats.aio.client import Client as NatsClient
-from nats.aio.subscription import Subscription
-from pydantic import BaseModel
 
 from trellis.auth import SessionKey
-from trellis.client.rpc import DEFAULT_TIMEOUT, RpcClient, rpc_targets
-from trellis.connection import ServerClock
+from trellis.bootstrap import ConnectError, bootstrap_client, connect_bootstrapped
 from trellis.contracts import Contract
-from trellis.result import Err, Result, TrellisError
-from trellis.service.bootstrap import BootstrapError, bootstrap_client, connect_bootstrapped
-from trellis.service.core import event_definitions
-from trellis.service.events import EventHandler, live_subscribe
+from trellis.participant import Participant
+from trellis.result import Err
 
-__all__ = ["ClientConnectError", "TrellisClient", "connect_client"]
-
-ClientConnectError = BootstrapError
+__all__ = ["TrellisClient", "connect_client"]
 
 
-class TrellisClient:
-    def __init__(
-        self, contract: Contract, key: SessionKey, nc: NatsClient, clock: ServerClock
-    ) -> None:
-        self.contract = contract
-        self.key = key
-        self.nc = nc
-        self.clock = clock
-        self._rpc = RpcClient(nc, key, rpc_targets(contract), clock=clock)
-        self._events = event_definitions(contract)
-        self._subs: list[Subscription] = []
+class TrellisClient(Participant):
+    """A connected client session: ``await client.call(GET_ITEM, GetItem(id="1"))``.
 
-    async def call(
-        self,
-        name: str,
-        payload: BaseModel | Mapping[str, Any] | None = None,
-        *,
-        timeout: float = DEFAULT_TIMEOUT,
-    ) -> Result[Any, TrellisError]:
-        """Call an RPC the contract uses: ``Ok(output)`` or a typed ``Err``."""
-        return await self._rpc.call(name, payload, timeout=timeout)
-
-    async def subscribe(
-        self, name: str, handler: EventHandler, filters: Mapping[str, Any] | None = None
-    ) -> None:
-        """Live events the contract subscribes to, optionally filtered by param tokens."""
-        definition = self._events.get(name)
-        if definition is None or not any(name in u.subscribe for u in self.contract.uses.values()):
-            raise KeyError(f"{self.contract.id} does not subscribe to {name!r}")
-        self._subs.append(await live_subscribe(self.nc, definition, handler, filters))
-
-    async def close(self) -> None:
-        for sub in self._subs:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
-        await self._rpc.close()
-        with contextlib.suppress(Exception):
-            await self.nc.drain()
-
-    async def __aenter__(self) -> TrellisClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
+    Use it as ``async with await connect_client(...) as client:`` to close it on exit.
+    """
 
 
 async def connect_client(
@@ -84,11 +34,14 @@ async def connect_client(
     trellis_url: str,
     timeout: float = 10.0,
 ) -> TrellisClient:
-    """Connect a registered ``cli``/``app``/``agent`` session; raises ``ClientConnectError``."""
+    """Connect a registered ``cli``/``app``/``agent`` session; raises ``ConnectError``.
+
+    ``session`` is a ``SessionKey`` or the path of its seed file.
+    """
     key = session if isinstance(session, SessionKey) else SessionKey.load(session)
     booted = await bootstrap_client(trellis_url, key, contract.digest, timeout=timeout)
     if isinstance(booted, Err):
-        raise ClientConnectError(booted.error)
+        raise ConnectError(booted.error)
     info = booted.value
     nc, relay = await connect_bootstrapped(info, key, contract.digest)
     client = TrellisClient(contract, key, nc, info.clock())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Generic, Literal, Never, TypeVar, overload
 
 from pydantic import BaseModel
 
@@ -48,6 +48,11 @@ __all__ = [
 
 Kind = Literal["service", "app", "cli", "agent", "device"]
 
+I = TypeVar("I", bound=BaseModel)  # noqa: E741
+O = TypeVar("O", bound=BaseModel)  # noqa: E741
+E = TypeVar("E", bound=TrellisError)
+M = TypeVar("M", bound=BaseModel)
+
 
 @dataclass(frozen=True)
 class Capability:
@@ -58,19 +63,61 @@ class Capability:
     consequence: str | None = None
 
 
-@dataclass(frozen=True)
-class RpcSpec:
-    input: type[BaseModel]
-    output: type[BaseModel]
-    errors: tuple[type[TrellisError], ...] = ()
+class _Bound:
+    """Where a spec lives once a ``Contract`` holds it: the typed reference users pass to
+    ``call``/``publish``/``subscribe``/``kv`` is the spec object itself."""
+
+    _owner: tuple[str, str] | None = None
+
+    def _conflict(self, contract_id: str, name: str, section: str) -> Problem | None:
+        if self._owner is not None and self._owner != (contract_id, name):
+            return Problem(
+                f"{section}.{name}",
+                f"this spec already belongs to {self._owner[0]} as {self._owner[1]!r}; "
+                "make a new one for each contract",
+            )
+        return None
+
+    def _bind(self, contract_id: str, name: str) -> None:
+        object.__setattr__(self, "_owner", (contract_id, name))
+
+    @property
+    def contract_id(self) -> str:
+        """The id of the contract that declares this surface."""
+        return self._require()[0]
+
+    @property
+    def name(self) -> str:
+        """The logical name (RPC method, event name or KV alias) in its contract."""
+        return self._require()[1]
+
+    def _require(self) -> tuple[str, str]:
+        if self._owner is None:
+            raise LookupError("this spec is not part of a Contract yet")
+        return self._owner
+
+
+@dataclass(frozen=True, eq=False)
+class RpcSpec(_Bound, Generic[I, O, E]):
+    """An RPC: input model ``I``, output model ``O``, declared errors ``E``; made by ``rpc()``.
+
+    Pass it to ``call`` (``client.call(GET_ITEM, GetItem(id="1"))``) for a result typed
+    ``Result[O, E | TrellisError]``, and to ``service.rpc`` to mount a typed handler.
+    """
+
+    input: type[I]
+    output: type[O]
+    errors: tuple[type[E], ...] = ()
     call: tuple[str, ...] = ()
     version: str = "v1"
     docs: str | None = None
 
 
-@dataclass(frozen=True)
-class EventSpec:
-    model: type[BaseModel]
+@dataclass(frozen=True, eq=False)
+class EventSpec(_Bound, Generic[M]):
+    """An event with payload model ``M``; made by ``event()``."""
+
+    model: type[M]
     params: tuple[str, ...] = ()
     publish: tuple[str, ...] = ()
     subscribe: tuple[str, ...] = ()
@@ -78,9 +125,12 @@ class EventSpec:
     docs: str | None = None
 
 
-@dataclass(frozen=True)
-class KvSpec:
-    model: type[BaseModel]
+@dataclass(frozen=True, eq=False)
+class KvSpec(_Bound, Generic[M]):
+    """A KV resource holding values of model ``M``; ``service.kv[spec]`` is a
+    ``KvHandle[M]``.  Made by ``kv()``."""
+
+    model: type[M]
     purpose: str
     required: bool = True
     history: int = 1
@@ -152,41 +202,66 @@ class Use:
         return out
 
 
+@overload
 def rpc(
-    input: type[BaseModel],
-    output: type[BaseModel],
+    input: type[I],
+    output: type[O],
     *,
-    errors: Sequence[type[TrellisError]] = (),
     call: Sequence[str] = (),
     version: str = "v1",
     docs: str | None = None,
-) -> RpcSpec:
-    """An RPC taking ``input`` and answering ``output``; ``call`` lists required capabilities."""
+) -> RpcSpec[I, O, Never]: ...
+
+
+@overload
+def rpc(
+    input: type[I],
+    output: type[O],
+    *,
+    errors: Sequence[type[E]],
+    call: Sequence[str] = (),
+    version: str = "v1",
+    docs: str | None = None,
+) -> RpcSpec[I, O, E]: ...
+
+
+def rpc(
+    input: type[I],
+    output: type[O],
+    *,
+    errors: Sequence[type[E]] = (),
+    call: Sequence[str] = (),
+    version: str = "v1",
+    docs: str | None = None,
+) -> RpcSpec[I, O, E]:
+    """An RPC taking ``input`` and answering ``output``; ``errors`` are the declared error
+    classes, ``call`` the capabilities a caller needs."""
     return RpcSpec(input, output, tuple(errors), tuple(call), version, docs)
 
 
 def event(
-    model: type[BaseModel],
+    model: type[M],
     *,
     params: Sequence[str] = (),
     publish: Sequence[str] = (),
     subscribe: Sequence[str] = (),
     version: str = "v1",
     docs: str | None = None,
-) -> EventSpec:
+) -> EventSpec[M]:
     """An event; each ``params`` JSON pointer becomes a subject token filled from the payload."""
     return EventSpec(model, tuple(params), tuple(publish), tuple(subscribe), version, docs)
 
 
 def kv(
-    model: type[BaseModel],
+    model: type[M],
     *,
     purpose: str,
     required: bool = True,
     history: int = 1,
     ttl_ms: int = 0,
     max_value_bytes: int | None = None,
-) -> KvSpec:
+) -> KvSpec[M]:
+    """A KV bucket of ``model`` values, bound to a physical bucket at install."""
     return KvSpec(model, purpose, required, history, ttl_ms, max_value_bytes)
 
 
@@ -276,9 +351,9 @@ class Contract:
         display_name: str,
         description: str,
         capabilities: Mapping[str, str | Capability] | None = None,
-        rpc: Mapping[str, RpcSpec] | None = None,
-        events: Mapping[str, EventSpec] | None = None,
-        kv: Mapping[str, KvSpec] | None = None,
+        rpc: Mapping[str, RpcSpec[Any, Any, Any]] | None = None,
+        events: Mapping[str, EventSpec[Any]] | None = None,
+        kv: Mapping[str, KvSpec[Any]] | None = None,
         store: Mapping[str, StoreSpec] | None = None,
         streams: Mapping[str, StreamSpec] | None = None,
         jobs: Mapping[str, JobSpec] | None = None,
@@ -292,9 +367,9 @@ class Contract:
         self.kind = kind
         self.display_name = display_name
         self.description = description
-        self.rpc: dict[str, RpcSpec] = dict(rpc or {})
-        self.events: dict[str, EventSpec] = dict(events or {})
-        self.kv: dict[str, KvSpec] = dict(kv or {})
+        self.rpc: dict[str, RpcSpec[Any, Any, Any]] = dict(rpc or {})
+        self.events: dict[str, EventSpec[Any]] = dict(events or {})
+        self.kv: dict[str, KvSpec[Any]] = dict(kv or {})
         self.store: dict[str, StoreSpec] = dict(store or {})
         self.streams: dict[str, StreamSpec] = dict(streams or {})
         self.jobs: dict[str, JobSpec] = dict(jobs or {})
@@ -309,12 +384,21 @@ class Contract:
         self._problems: list[Problem] = []
         self._schemas: dict[str, dict[str, Any]] = {}
         self._schema_models: dict[str, type[BaseModel]] = {}
+        surfaces = (("rpc", self.rpc), ("events", self.events), ("kv", self.kv))
+        for section, specs in surfaces:
+            for name, spec in specs.items():
+                problem = spec._conflict(id, name, section)
+                if problem is not None:
+                    self._problems.append(problem)
         manifest = self._build()
         problems = self._problems + check_manifest(manifest, _known_targets(self.uses))
         if problems:
             raise ContractError(problems, id)
         self.manifest: dict[str, Any] = normalize_manifest(manifest)
         self.digest: str = contract_digest(self.manifest)
+        for _section, specs in surfaces:
+            for name, spec in specs.items():
+                spec._bind(id, name)
 
     def __repr__(self) -> str:
         return f"Contract({self.id!r}, kind={self.kind!r}, digest={self.digest!r})"

@@ -1,16 +1,17 @@
 """Writing services: RPC handlers, events, KV handles (see ``core.py``)."""
 
-from trellis.service.core import ServiceConnectError, TrellisService, connect_service
-from trellis.service.events import EventMessage
+from trellis.bootstrap import ConnectError
+from trellis.events import EventMessage
+from trellis.service.core import TrellisService, connect_service
 from trellis.service.kv import KvEntry, KvHandle
 from trellis.service.rpc import RequestContext
 
 __all__ = [
+    "ConnectError",
     "EventMessage",
     "KvEntry",
     "KvHandle",
     "RequestContext",
-    "ServiceConnectError",
     "TrellisService",
     "connect_service",
 ]

@@ -22,70 +22,50 @@ import logging
 import os
 import platform
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from nats.aio.client import Client as NatsClient
 from pydantic import BaseModel
 
 from trellis.auth import SessionKey
-from trellis.client.rpc import DEFAULT_TIMEOUT, RpcClient, rpc_targets
-from trellis.contracts import Contract
-from trellis.contracts.authoring import BUILTIN_REGISTRY
-from trellis.ids import now_iso, ulid
-from trellis.principals import PrincipalCache
-from trellis.result import AuthError, Err, Result, TrellisError
-from trellis.service.bootstrap import (
-    BootstrapError,
+from trellis.bootstrap import (
     BootstrapInfo,
+    ConnectError,
     bootstrap_service,
     connect_bootstrapped,
 )
-from trellis.service.events import (
-    EventConsumer,
-    EventDefinition,
-    EventHandler,
-    live_subscribe,
-    publish_event,
-)
+from trellis.contracts import Contract
+from trellis.contracts.authoring import RpcSpec
+from trellis.events import EventConsumer, EventHandler
+from trellis.ids import now_iso, ulid
+from trellis.participant import NotInContract, Participant
+from trellis.principals import PrincipalCache
+from trellis.result import AuthError, Err, Ok, Result, TrellisError
+from trellis.service.handlers import check_handler
 from trellis.service.kv import KvHandle, KvNamespace
-from trellis.service.rpc import Handler, RpcServer
+from trellis.service.rpc import Handler, RequestContext, RpcServer
 from trellis.service.streams import StreamHandle, StreamNamespace
 from trellis.signals import wait_for_shutdown
 
-__all__ = ["HEARTBEAT_INTERVAL", "ServiceConnectError", "TrellisService", "connect_service"]
+__all__ = ["HEARTBEAT_INTERVAL", "TrellisService", "connect_service"]
 
 log = logging.getLogger("trellis.service")
 
 HEARTBEAT_INTERVAL = 30.0
 
+I = TypeVar("I", bound=BaseModel)  # noqa: E741
+O = TypeVar("O", bound=BaseModel)  # noqa: E741
 
-ServiceConnectError = BootstrapError
-
-
-def event_definitions(contract: Contract) -> dict[str, EventDefinition]:
-    """Own events and every event the contract uses, by logical name."""
-    defs: dict[str, EventDefinition] = {}
-    sources: list[tuple[Contract, list[str]]] = [(contract, list(contract.events))]
-    for use in contract.uses.values():
-        target = use.target or BUILTIN_REGISTRY.get(use.contract)
-        if target is not None:
-            sources.append((target, [*use.publish, *use.subscribe]))
-    for owner, names in sources:
-        for name in names:
-            surface = owner.manifest["events"][name]
-            defs[name] = EventDefinition(
-                name,
-                owner.id,
-                surface["subject"],
-                tuple(surface.get("params") or ()),
-                owner.events[name].model,
-            )
-    return defs
+#: a handler for an RPC taking ``I`` and answering ``O``: ``Ok(O)``, ``Err(declared error)``
+TypedHandler = Callable[[I, RequestContext], Awaitable[Ok[O] | Err[TrellisError]]]
 
 
-class TrellisService:
+class TrellisService(Participant):
+    """An installed service: mounts handlers for its contract's RPCs and consumer groups,
+    owns its resources, and calls/publishes/subscribes like every participant."""
+
     def __init__(
         self,
         contract: Contract,
@@ -95,13 +75,9 @@ class TrellisService:
         *,
         max_concurrency: int = 64,
     ) -> None:
-        self.contract = contract
-        self.key = key
-        self.nc = nc
-        self.js = nc.jetstream()
+        super().__init__(contract, key, nc, info.clock())
         self.info = info
         self.name = info.deployment
-        self.clock = info.clock()
         self.principals = PrincipalCache()
         self._server = RpcServer(
             nc,
@@ -111,27 +87,51 @@ class TrellisService:
             max_concurrency=max_concurrency,
             clock=self.clock,
         )
-        self._client = RpcClient(nc, key, rpc_targets(contract), clock=self.clock)
-        self._events = event_definitions(contract)
         self._consumers: dict[str, EventConsumer] = {}
         self._consumer_handlers: dict[str, EventHandler] = {}
-        self._subscriptions: list[Any] = []
         self._heartbeat: asyncio.Task[None] | None = None
         self._started_at = now_iso()
         self._checks: dict[str, Callable[[], Awaitable[bool]]] = {}
+        self._mounted: set[str] = set()
         self.kv = KvNamespace({})
         self.streams = StreamNamespace({})
 
     # -- declaring handlers -------------------------------------------------------------
 
-    def rpc(self, name: str) -> Callable[[Handler], Handler]:
-        """Decorator: ``async def handler(input, ctx) -> Ok(output) | Err(declared error)``."""
-        return self._server.handler(name)
+    @overload
+    def rpc(
+        self, rpc: RpcSpec[I, O, Any]
+    ) -> Callable[[TypedHandler[I, O]], TypedHandler[I, O]]: ...
+
+    @overload
+    def rpc(self, rpc: str) -> Callable[[Handler], Handler]: ...
+
+    def rpc(self, rpc: RpcSpec[Any, Any, Any] | str) -> Callable[[Handler], Handler]:
+        """Decorator mounting ``async def handler(input, ctx) -> Ok(output) | Err(error)``.
+
+        ``rpc`` is the spec from this service's contract (the handler is then type-checked
+        against it) or the RPC's logical name.  A handler whose annotations contradict the
+        contract (input, output or an undeclared error) is refused with ``HandlerMismatch``.
+        """
+        name = rpc if isinstance(rpc, str) else rpc.name
+        spec = self.contract.rpc.get(name)
+        if spec is None or (not isinstance(rpc, str) and rpc is not spec):
+            raise NotInContract(self.contract.id, "RPC to serve", name, self.contract.rpc)
+
+        def mount(func: Handler) -> Handler:
+            check_handler(name, spec, func)
+            self._server.handler(name)(func)
+            self._mounted.add(name)
+            return func
+
+        return mount
 
     def on_event(self, group: str) -> Callable[[EventHandler], EventHandler]:
         """Decorator: durable handler for a declared ``eventConsumers`` group."""
         if group not in self.contract.event_consumers:
-            raise KeyError(f"{self.contract.id} declares no event consumer group {group!r}")
+            raise NotInContract(
+                self.contract.id, "event consumer group", group, self.contract.event_consumers
+            )
 
         def mount(func: EventHandler) -> EventHandler:
             self._consumer_handlers[group] = func
@@ -147,39 +147,6 @@ class TrellisService:
             return func
 
         return mount
-
-    # -- using the contract -------------------------------------------------------------
-
-    async def call(
-        self,
-        name: str,
-        payload: BaseModel | Mapping[str, Any] | None = None,
-        *,
-        timeout: float = DEFAULT_TIMEOUT,
-    ) -> Result[Any, TrellisError]:
-        return await self._client.call(name, payload, timeout=timeout)
-
-    async def publish(
-        self, name: str, payload: BaseModel | Mapping[str, Any]
-    ) -> Result[str, TrellisError]:
-        definition = self._events.get(name)
-        if definition is None or (
-            definition.contract_id != self.contract.id
-            and not any(name in use.publish for use in self.contract.uses.values())
-        ):
-            return Err(
-                AuthError(f"the contract does not publish {name!r}", reason="not_in_contract")
-            )
-        return await publish_event(self.js, definition, payload)
-
-    async def subscribe(
-        self, name: str, handler: EventHandler, filters: Mapping[str, Any] | None = None
-    ) -> None:
-        """Live subscription (no durability) to an event this service may subscribe to."""
-        definition = self._events.get(name)
-        if definition is None:
-            raise KeyError(f"the contract neither declares nor uses event {name!r}")
-        self._subscriptions.append(await live_subscribe(self.nc, definition, handler, filters))
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -228,6 +195,14 @@ class TrellisService:
 
     async def start(self) -> None:
         """Start serving RPCs, consumer groups and heartbeats."""
+        unserved = sorted(set(self.contract.rpc) - self._mounted)
+        if unserved:
+            log.warning(
+                "%s declares RPCs with no handler: %s (callers get no reply until one is "
+                "mounted with @service.rpc)",
+                self.contract.id,
+                ", ".join(unserved),
+            )
         self._build_consumers()
         await self.principals.start(self.js)
         await self._server.start()
@@ -245,13 +220,8 @@ class TrellisService:
         await self._server.stop(drain_timeout)
         for consumer in self._consumers.values():
             await consumer.stop()
-        for sub in self._subscriptions:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
         await self.principals.stop()
-        await self._client.close()
-        with contextlib.suppress(Exception):
-            await self.nc.drain()
+        await self.close()
 
     async def run(self) -> None:
         """Start, serve until SIGINT/SIGTERM, then stop gracefully."""
@@ -298,12 +268,11 @@ class TrellisService:
             "status": "healthy" if healthy else "unhealthy",
             "checks": checks,
         }
-        definition = self._events.get("Health.Heartbeat")
-        if definition is None:
+        if "Health.Heartbeat" not in self._events:
             return Err(
                 AuthError("the contract does not use trellis.health@v1", reason="not_in_contract")
             )
-        return await publish_event(self.js, definition, payload)
+        return await self.publish("Health.Heartbeat", payload)
 
     async def _heartbeats(self) -> None:
         while True:
@@ -320,7 +289,7 @@ async def connect_service(
     trellis_url: str,
     max_concurrency: int = 64,
 ) -> TrellisService:
-    """Bootstrap and connect an installed service; raises ``ServiceConnectError`` if refused.
+    """Bootstrap and connect an installed service; raises ``ConnectError`` if refused.
 
     ``session_key`` is a ``SessionKey``, a seed file path, or ``env:VAR`` naming an
     environment variable that holds the seed.
@@ -328,13 +297,13 @@ async def connect_service(
     key = _load_key(session_key)
     booted = await bootstrap_service(trellis_url, key, contract.id, contract.digest)
     if isinstance(booted, Err):
-        raise ServiceConnectError(booted.error)
+        raise ConnectError(booted.error)
     info = booted.value
     nc, relay = await connect_bootstrapped(
         info, key, contract.digest, name=f"{info.deployment}:{key.public_key[:8]}"
     )
     service = TrellisService(contract, key, nc, info, max_concurrency=max_concurrency)
-    relay.client = service._client
+    relay.client = service._rpc
     await service._open_resources()
     return service
 
@@ -346,7 +315,7 @@ def _load_key(source: SessionKey | str | Path) -> SessionKey:
     if text.startswith("env:"):
         value = os.environ.get(text[4:])
         if not value:
-            raise ServiceConnectError(
+            raise ConnectError(
                 AuthError(
                     f"environment variable {text[4:]} is not set", reason="missing_session_key"
                 )

@@ -10,13 +10,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
+from trellis.contracts.authoring import KvSpec
 from trellis.nats.kv import list_keys, watch
 from trellis.result import Err, KVError, Ok, Result
 
@@ -110,7 +111,9 @@ class KvHandle(Generic[M]):
 
 
 class KvNamespace:
-    """``service.kv.<alias>`` attribute access to the handles."""
+    """The service's KV handles: ``service.kv[ITEMS]`` with the contract's ``kv()`` spec is a
+    ``KvHandle[Item]`` for the type checker; ``service.kv.items`` and ``service.kv["items"]``
+    give the same handle by alias, untyped."""
 
     def __init__(self, handles: Mapping[str, KvHandle[Any]]) -> None:
         self._handles = dict(handles)
@@ -121,8 +124,14 @@ class KvNamespace:
         except KeyError:
             raise AttributeError(f"the contract declares no KV resource {alias!r}") from None
 
-    def __getitem__(self, alias: str) -> KvHandle[Any]:
-        return self.__getattr__(alias)
+    @overload
+    def __getitem__(self, alias: KvSpec[M]) -> KvHandle[M]: ...
+
+    @overload
+    def __getitem__(self, alias: str) -> KvHandle[Any]: ...
+
+    def __getitem__(self, alias: KvSpec[Any] | str) -> KvHandle[Any]:
+        return self.__getattr__(alias if isinstance(alias, str) else alias.name)
 
     def __iter__(self) -> Any:
         return iter(self._handles)

@@ -106,6 +106,11 @@ class RpcClient:
         self._seq = 0
         self._ids = RequestIds()
 
+    @property
+    def targets(self) -> Mapping[str, RpcTarget]:
+        """The RPCs this client may call, by logical name."""
+        return self._targets
+
     async def call(
         self,
         name: str,

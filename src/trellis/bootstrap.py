@@ -1,4 +1,7 @@
-"""The HTTP bootstrap a service does before connecting (``POST /bootstrap/service``)."""
+"""Starting a participant: the signed HTTP bootstrap (``POST /bootstrap/service`` or
+``/bootstrap/client``) that hands out NATS URLs, sentinel credentials and resource
+bindings, then the NATS connection through the auth callout.  Failures raise
+:class:`ConnectError`, whose ``reason`` says which step refused and why."""
 
 from __future__ import annotations
 
@@ -11,13 +14,13 @@ from nats.aio.client import Client as NatsClient
 from pydantic import BaseModel, ConfigDict, Field
 
 from trellis.auth import DOMAIN_BOOTSTRAP_CLIENT, DOMAIN_NATS_CONNECT, SessionKey
-from trellis.client.rpc import RpcClient
+from trellis.calls import RpcClient
 from trellis.connection import ServerClock, connect_participant
 from trellis.result import AuthError, Err, Ok, Result, TransportError, TrellisError
 
 __all__ = [
-    "BootstrapError",
     "BootstrapInfo",
+    "ConnectError",
     "ErrorRelay",
     "bootstrap_client",
     "bootstrap_service",
@@ -62,7 +65,7 @@ async def _signed_bootstrap(
                 return Err(
                     TransportError(
                         f"cannot reach the Trellis runtime at {trellis_url}: {exc}",
-                        code="trellis.request.unavailable",
+                        code="runtime_unreachable",
                     )
                 )
             received = time.time()
@@ -70,9 +73,7 @@ async def _signed_bootstrap(
                 data = response.json()
             except ValueError:
                 return Err(
-                    TransportError(
-                        "the bootstrap reply is not JSON", code="trellis.request.invalid_response"
-                    )
+                    TransportError("the bootstrap reply is not JSON", code="invalid_response")
                 )
             if isinstance(data.get("serverNow"), int):
                 offset = ServerClock.from_server_now(data["serverNow"], sent, received).offset
@@ -159,7 +160,7 @@ async def connect_bootstrapped(
     info: BootstrapInfo, key: SessionKey, contract_digest: str, *, name: str | None = None
 ) -> tuple[NatsClient, ErrorRelay]:
     """Connect through the callout with what the bootstrap returned; raises
-    ``BootstrapError`` (a typed ``TransportError``) when NATS refuses."""
+    ``ConnectError`` when NATS cannot be reached or refuses the session."""
     relay = ErrorRelay()
     try:
         nc = await connect_participant(
@@ -172,15 +173,39 @@ async def connect_bootstrapped(
             on_error=relay,
         )
     except Exception as exc:
-        raise BootstrapError(
-            TransportError(f"cannot connect to NATS: {exc}", code="trellis.request.denied")
-        ) from exc
+        raise ConnectError(_nats_refusal(exc, info.nats_servers)) from exc
     return nc, relay
 
 
-class BootstrapError(Exception):
-    """Starting a participant failed; ``error`` is the typed reason (AuthError, TransportError)."""
+def _nats_refusal(exc: Exception, servers: list[str]) -> TrellisError:
+    """Tell a refused admission (the callout said no) from a server that cannot be reached."""
+    text = str(exc)
+    if "authorization violation" in text.lower():
+        return AuthError(
+            "NATS refused the connection: the auth callout did not admit this session "
+            "(the runtime's log says why)",
+            reason="nats_auth_refused",
+        )
+    return TransportError(
+        f"cannot reach NATS at {', '.join(servers)}: {text or type(exc).__name__}",
+        code="nats_unreachable",
+    )
+
+
+class ConnectError(Exception):
+    """Starting a participant failed.
+
+    ``error`` is the typed cause (``AuthError`` when something refused the session,
+    ``TransportError`` when something could not be reached) and ``reason`` its code:
+    the runtime's refusal codes (``unknown_service``, ``contract_changed``,
+    ``session_not_found``, ``iat_out_of_range``, ...), ``runtime_unreachable``,
+    ``invalid_response``, ``nats_unreachable`` or ``nats_auth_refused``.
+    """
 
     def __init__(self, error: TrellisError) -> None:
         super().__init__(str(error))
         self.error = error
+
+    @property
+    def reason(self) -> str:
+        return str(getattr(self.error, "reason", None) or getattr(self.error, "code", ""))

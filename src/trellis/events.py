@@ -20,7 +20,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
@@ -44,7 +44,9 @@ __all__ = [
     "resolve_pointer",
 ]
 
-log = logging.getLogger("trellis.service.events")
+log = logging.getLogger("trellis.events")
+
+M = TypeVar("M")
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_\-:@+=~]+$")
 
@@ -65,12 +67,12 @@ class EventDefinition:
 
 
 @dataclass(frozen=True, slots=True)
-class EventMessage:
-    """What an event handler receives."""
+class EventMessage(Generic[M]):
+    """What an event handler receives: ``payload`` is the event's declared model."""
 
     name: str
     subject: str
-    payload: Any
+    payload: M
     id: str | None
     time: str | None
     delivery: int
@@ -170,7 +172,7 @@ async def publish_event(
     return Ok(event_id)
 
 
-def decode_event(definitions: list[EventDefinition], msg: Msg, delivery: int) -> EventMessage:
+def decode_event(definitions: list[EventDefinition], msg: Msg, delivery: int) -> EventMessage[Any]:
     data = json.loads(msg.data)
     definition = next((d for d in definitions if subject_matches(msg.subject, d.pattern)), None)
     if definition is None:
@@ -185,7 +187,9 @@ def decode_event(definitions: list[EventDefinition], msg: Msg, delivery: int) ->
     )
 
 
-EventHandler = Callable[[EventMessage], Awaitable[Result[Any, Any] | None]]
+#: a durable handler acks on ``Ok``/``None`` and naks on ``Err``; live handlers' results
+#: are ignored
+EventHandler = Callable[[EventMessage[Any]], Awaitable[Any]]
 
 
 class EventConsumer:
