@@ -4,6 +4,7 @@ The public surface is re-exported here; see the README for a tour.
 """
 
 from trellis.auth import SessionKey, connect_token, rpc_proof, verify_rpc_proof
+from trellis.bootstrap import ConnectError
 from trellis.canonical import canonical_json, json_digest
 from trellis.client import TrellisClient, connect_client
 from trellis.contracts import (
@@ -21,6 +22,7 @@ from trellis.contracts import (
     stream,
 )
 from trellis.loop import run
+from trellis.participant import NotInContract, Participant
 from trellis.result import (
     AuthError,
     Err,
@@ -34,18 +36,23 @@ from trellis.result import (
     ValidationError,
 )
 from trellis.service import EventMessage, RequestContext, TrellisService, connect_service
+from trellis.service.handlers import HandlerMismatch
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AuthError",
     "Capability",
+    "ConnectError",
     "Contract",
     "ContractError",
     "Err",
     "EventMessage",
+    "HandlerMismatch",
     "KVError",
+    "NotInContract",
     "Ok",
+    "Participant",
     "RemoteError",
     "RequestContext",
     "Result",

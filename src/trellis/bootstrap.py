@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,6 +26,7 @@ __all__ = [
     "bootstrap_client",
     "bootstrap_service",
     "connect_bootstrapped",
+    "connect_nats",
 ]
 
 
@@ -161,19 +163,42 @@ async def connect_bootstrapped(
 ) -> tuple[NatsClient, ErrorRelay]:
     """Connect through the callout with what the bootstrap returned; raises
     ``ConnectError`` when NATS cannot be reached or refuses the session."""
+    return await connect_nats(
+        info.nats_servers,
+        key,
+        contract_digest,
+        sentinel=(info.sentinel_jwt, info.sentinel_seed),
+        clock=info.clock(),
+        name=name,
+    )
+
+
+async def connect_nats(
+    servers: list[str],
+    key: SessionKey,
+    contract_digest: str,
+    *,
+    sentinel: tuple[str, str] | None = None,
+    sentinel_creds: Path | str | None = None,
+    clock: Callable[[], float] = time.time,
+    name: str | None = None,
+) -> tuple[NatsClient, ErrorRelay]:
+    """The NATS connection of a participant, NATS errors relayed to its RPC client once it
+    exists; raises ``ConnectError``."""
     relay = ErrorRelay()
     try:
         nc = await connect_participant(
-            info.nats_servers,
+            servers,
             key,
             contract_digest,
-            sentinel=(info.sentinel_jwt, info.sentinel_seed),
-            clock=info.clock(),
+            sentinel=sentinel,
+            sentinel_creds=sentinel_creds,
+            clock=clock,
             name=name,
             on_error=relay,
         )
     except Exception as exc:
-        raise ConnectError(_nats_refusal(exc, info.nats_servers)) from exc
+        raise ConnectError(_nats_refusal(exc, servers)) from exc
     return nc, relay
 
 

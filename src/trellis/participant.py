@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any, Self, TypeVar, overload
 
 from nats.aio.client import Client as NatsClient
@@ -23,13 +25,14 @@ from nats.aio.subscription import Subscription
 from pydantic import BaseModel
 
 from trellis.auth import SessionKey
+from trellis.bootstrap import connect_nats
 from trellis.calls import DEFAULT_TIMEOUT, RpcClient, rpc_targets
 from trellis.contracts import Contract
 from trellis.contracts.authoring import BUILTIN_REGISTRY, EventSpec, RpcSpec
 from trellis.events import EventDefinition, EventMessage, live_subscribe, publish_event
 from trellis.result import Result, TrellisError
 
-__all__ = ["NotInContract", "Participant", "event_definitions"]
+__all__ = ["NotInContract", "Participant", "connect_with_credentials", "event_definitions"]
 
 I = TypeVar("I", bound=BaseModel)  # noqa: E741
 O = TypeVar("O", bound=BaseModel)  # noqa: E741
@@ -188,3 +191,22 @@ class Participant:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+async def connect_with_credentials(
+    contract: Contract,
+    key: SessionKey,
+    servers: list[str],
+    *,
+    sentinel_creds: Path | str,
+    name: str | None = None,
+) -> Participant:
+    """A participant started from a sentinel credentials file instead of the HTTP
+    bootstrap: how the ``trellis`` command's admin session (and the test kit) connect on the
+    deployment's own machine.  Raises ``ConnectError``."""
+    nc, relay = await connect_nats(
+        servers, key, contract.digest, sentinel_creds=sentinel_creds, name=name
+    )
+    participant = Participant(contract, key, nc, time.time)
+    relay.client = participant._rpc
+    return participant

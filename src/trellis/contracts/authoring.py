@@ -273,6 +273,7 @@ def store(
     max_object_bytes: int | None = None,
     max_total_bytes: int | None = None,
 ) -> StoreSpec:
+    """An object store resource, bound to a physical bucket at install."""
     return StoreSpec(purpose, required, ttl_ms, max_object_bytes, max_total_bytes)
 
 
@@ -285,6 +286,7 @@ def stream(
     max_age_ms: int | None = None,
     max_bytes: int | None = None,
 ) -> StreamSpec:
+    """A JetStream stream resource (our extension) capturing ``subjects``."""
     return StreamSpec(purpose, tuple(subjects), retention, required, max_age_ms, max_bytes)
 
 
