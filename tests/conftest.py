@@ -12,8 +12,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 CONFORMANCE = ROOT.parent / "shared" / "conformance"
 
-#: ``trellis_deployment``: a real nats-server and runtime per test, as users get it
-pytest_plugins = ["trellis.testing"]
+#: ``trellis_deployment``: a real nats-server and runtime per test, as users get it;
+#: ``pytester`` runs the README's test-kit example as a project of its own
+pytest_plugins = ["trellis.testing", "pytester"]
 
 
 def conformance(relative: str) -> Any:
