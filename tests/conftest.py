@@ -1,4 +1,5 @@
-"""Shared test helpers: where the upstream conformance material lives."""
+"""Shared test helpers: the test kit's fixtures, and where the upstream conformance material
+lives."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFORMANCE = ROOT.parent / "shared" / "conformance"
+
+#: ``trellis_deployment``: a real nats-server and runtime per test, as users get it;
+#: ``pytester`` runs the README's test-kit example as a project of its own
+pytest_plugins = ["trellis.testing", "pytester"]
 
 
 def conformance(relative: str) -> Any:

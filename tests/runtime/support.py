@@ -14,8 +14,8 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from pydantic import BaseModel
 
-from tests.stack import Stack
 from trellis.contracts import Contract, event, rpc
+from trellis.testing import LocalDeployment
 
 
 class PriceQuery(BaseModel):
@@ -79,16 +79,16 @@ async def eventually(
         await asyncio.sleep(0.02)
 
 
-def decisions(stack: Stack) -> dict[str, int]:
+def decisions(stack: LocalDeployment) -> dict[str, int]:
     assert stack.runtime.callout is not None
     return stack.runtime.callout.decisions
 
 
-async def refused(stack: Stack, token: str | None, reason: str) -> None:
+async def refused(stack: LocalDeployment, token: str | None, reason: str) -> None:
     """Connecting with ``token`` fails with an authorization error and ``reason`` is counted."""
     before = decisions(stack).get(reason, 0)
     with pytest.raises(nats.errors.Error) as info:
-        await stack.connect_with_token(token)
+        await stack.raw_sentinel(token)
     assert "authorization violation" in str(info.value).lower(), info.value
     await eventually(
         lambda: decisions(stack).get(reason, 0) == before + 1,

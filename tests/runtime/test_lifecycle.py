@@ -25,10 +25,10 @@ from tests.runtime.support import (
     pricing,
     refused,
 )
-from tests.stack import Stack, running_stack
 from trellis.auth import SessionKey, connect_token
 from trellis.contracts import Contract, event, rpc
 from trellis.contracts.builtin import DeploymentError
+from trellis.testing import LocalDeployment, local_deployment
 
 DISCONNECT_BOUND = 2.0  # the requirement: a disabled service is gone within 2 s
 
@@ -60,7 +60,7 @@ async def _served_again(observer: NatsClient, *, within: float = 5.0, item: str 
             await asyncio.sleep(0.05)
 
 
-async def _control_plane_snapshot(stack: Stack, keys: list[str]) -> dict[str, Any]:
+async def _control_plane_snapshot(stack: LocalDeployment, keys: list[str]) -> dict[str, Any]:
     admin = await stack.admin()
     deployments = (await admin.call("Auth.Deployments.List", {})).unwrap()
     catalog = (await admin.call("Trellis.Catalog", {})).unwrap()
@@ -83,13 +83,13 @@ async def _control_plane_snapshot(stack: Stack, keys: list[str]) -> dict[str, An
 async def test_disabling_a_service_disconnects_it_within_2_s_and_refuses_it(
     tmp_path: Path,
 ) -> None:
-    async with running_stack(tmp_path / "b") as stack:
+    async with local_deployment(tmp_path / "b") as stack:
         key = SessionKey.generate()
         await stack.install(inventory, "inventory", key)
         admin = await stack.admin()
-        observer = await stack.runtime_nc()
+        observer = await stack.raw_runtime()
         # a service that keeps trying to come back, as a real one would
-        service = await stack.participant(key, inventory.digest, max_reconnect_attempts=-1)
+        service = await stack.raw_participant(key, inventory.digest, max_reconnect_attempts=-1)
         await _serve_items(service)
         # rarely (about 1 run in 12 under load) the first request right after the subscribe
         # saw no responders; what is tested here is the disable, so wait until it is served
@@ -124,16 +124,16 @@ async def test_disabling_a_service_disconnects_it_within_2_s_and_refuses_it(
         assert not enabled.unwrap().deployment.disabled
         await eventually(lambda: service.is_connected, what="automatic reconnect")
         await _served_again(observer)
-        fresh = await stack.participant(key, inventory.digest)
+        fresh = await stack.raw_participant(key, inventory.digest)
         assert fresh.is_connected
 
 
 async def test_removing_a_service_kicks_it_and_forgets_its_key(tmp_path: Path) -> None:
-    async with running_stack(tmp_path / "b") as stack:
+    async with local_deployment(tmp_path / "b") as stack:
         key = SessionKey.generate()
         await stack.install(inventory, "inventory", key)
         admin = await stack.admin()
-        service = await stack.participant(key, inventory.digest, max_reconnect_attempts=-1)
+        service = await stack.raw_participant(key, inventory.digest, max_reconnect_attempts=-1)
         assert (await admin.call("Auth.Deployments.Remove", {"name": "inventory"})).is_ok()
         await eventually(lambda: not service.is_connected, within=DISCONNECT_BOUND)
         await eventually(
@@ -149,7 +149,7 @@ async def test_removing_a_service_kicks_it_and_forgets_its_key(tmp_path: Path) -
 async def test_a_runtime_restart_loses_nothing_and_services_return_unaided(
     tmp_path: Path,
 ) -> None:
-    async with running_stack(tmp_path / "b") as stack:
+    async with local_deployment(tmp_path / "b") as stack:
         inventory_key, pricing_key, billing_key = (SessionKey.generate() for _ in range(3))
         await stack.install(inventory, "inventory", inventory_key)
         await stack.install(pricing, "pricing", pricing_key)
@@ -160,18 +160,18 @@ async def test_a_runtime_restart_loses_nothing_and_services_return_unaided(
         assert before["bindings"]["inventory"]["kv"]  # something real was provisioned
         assert all(before["principals"].values())
 
-        service = await stack.participant(
+        service = await stack.raw_participant(
             inventory_key, inventory.digest, max_reconnect_attempts=-1
         )
         await _serve_items(service)
-        observer = await stack.runtime_nc()
+        observer = await stack.raw_runtime()
         assert stack.runtime.tracker is not None
         [connection] = await stack.runtime.tracker.list(inventory_key.public_key)
 
         await stack.runtime.stop()
         # while no runtime runs, the service loses its connection (kicked by the server
         # operator); its reconnects cannot be admitted until a runtime answers the callout
-        system = await nats.connect(stack.url, user_credentials=str(stack.bundle.system_creds))
+        system = await nats.connect(stack.nats_url, user_credentials=str(stack.bundle.system_creds))
         try:
             await system.request(
                 f"$SYS.REQ.SERVER.{connection.server_id}.KICK",
@@ -191,7 +191,7 @@ async def test_a_runtime_restart_loses_nothing_and_services_return_unaided(
         await _served_again(observer)
         # its grants are the ones derived from the surviving state
         errors: list[str] = []
-        billing_nc = await stack.participant(billing_key, billing.digest, errors)
+        billing_nc = await stack.raw_participant(billing_key, billing.digest, errors)
         await billing_nc.publish("rpc.v1.Items.Get", b"{}")
         await expect_violation(billing_nc, errors, "publish", "rpc.v1.Items.Get")
 
@@ -199,12 +199,12 @@ async def test_a_runtime_restart_loses_nothing_and_services_return_unaided(
 async def test_a_nats_server_restart_keeps_the_state_and_everyone_reconnects(
     tmp_path: Path,
 ) -> None:
-    async with running_stack(tmp_path / "b") as stack:
+    async with local_deployment(tmp_path / "b") as stack:
         key = SessionKey.generate()
         await stack.install(inventory, "inventory", key)
         keys = [key.public_key, stack.bundle.admin_key().public_key]
         before = await _control_plane_snapshot(stack, keys)
-        service = await stack.participant(key, inventory.digest, max_reconnect_attempts=-1)
+        service = await stack.raw_participant(key, inventory.digest, max_reconnect_attempts=-1)
         await _serve_items(service)
 
         ok_before = decisions(stack).get("ok", 0)
@@ -216,7 +216,7 @@ async def test_a_nats_server_restart_keeps_the_state_and_everyone_reconnects(
         # service is admitted again by the callout (a fresh decision after the restart)
         await eventually(lambda: service.is_connected, within=15, what="service reconnect")
         assert decisions(stack).get("ok", 0) > ok_before
-        observer = await stack.runtime_nc()
+        observer = await stack.raw_runtime()
         await _served_again(observer, within=10)
         after = await _control_plane_snapshot(stack, keys)
         assert after == before
@@ -272,7 +272,7 @@ def _refusal(result: Any) -> DeploymentError:
 
 
 async def test_upgrades_must_be_compatible_and_dependencies_installed(tmp_path: Path) -> None:
-    async with running_stack(tmp_path / "b") as stack:
+    async with local_deployment(tmp_path / "b") as stack:
         admin = await stack.admin()
         pricing_key, billing_key = SessionKey.generate(), SessionKey.generate()
 
@@ -306,7 +306,7 @@ async def test_upgrades_must_be_compatible_and_dependencies_installed(tmp_path: 
             stack, connect_token(pricing_key, pricing.digest, int(time.time())), "contract_changed"
         )
         errors: list[str] = []
-        nc = await stack.participant(pricing_key, newer.digest, errors)
+        nc = await stack.raw_participant(pricing_key, newer.digest, errors)
         await nc.subscribe("rpc.v1.Prices.List", queue="pricing@v1")
         await nc.flush()
         await asyncio.sleep(0.05)

@@ -4,12 +4,12 @@ from pathlib import Path
 
 from examples.inventory.contract import inventory
 
-from tests.stack import running_stack
 from trellis.auth import SessionKey
+from trellis.testing import local_deployment
 
 
 async def test_runtime_comes_up_and_installs_a_service(tmp_path: Path) -> None:
-    async with running_stack(tmp_path / "b") as stack:
+    async with local_deployment(tmp_path / "b") as stack:
         admin = await stack.admin()
         listed = await admin.call("Auth.Deployments.List", {})
         assert listed.unwrap().deployments == []
@@ -20,5 +20,5 @@ async def test_runtime_comes_up_and_installs_a_service(tmp_path: Path) -> None:
         assert deployment.name == "inventory" and deployment.instance_keys == [key.public_key]
         catalog = (await admin.call("Trellis.Catalog", {})).unwrap()
         assert "inventory@v1" in {c.id for c in catalog.contracts}
-        nc = await stack.participant(key, inventory.digest)
+        nc = await stack.raw_participant(key, inventory.digest)
         assert nc.is_connected

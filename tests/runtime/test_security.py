@@ -1,6 +1,6 @@
 """NATS itself enforces contracts: what the callout grants, and what it refuses to admit.
 
-Every test runs a real nats-server and the real runtime (tests/stack.py).  A refusal is
+Every test runs a real nats-server and the real runtime (trellis.testing).  A refusal is
 asserted twice: the client sees NATS's own error (a permissions violation on the error
 callback, or an authorization violation at connect), and a subscriber holding the runtime's
 broad credentials proves the refused message never entered the system.
@@ -32,7 +32,6 @@ from tests.runtime.support import (
     refused,
     token_dict,
 )
-from tests.stack import Stack, running_stack
 from trellis.auth import SessionKey, connect_token
 from trellis.calls import RpcClient, rpc_targets
 from trellis.contracts import Contract, builtin, trellis_auth
@@ -41,13 +40,16 @@ from trellis.ids import ulid
 from trellis.principals import PRINCIPALS_BUCKET, PrincipalCache
 from trellis.result import Ok
 from trellis.service.rpc import RequestContext, RpcServer
+from trellis.testing import LocalDeployment, local_deployment
 from trellis.wire import request_headers
 
 
-async def _serve(stack: Stack, key: SessionKey, digest: str, subjects: list[str]) -> Collector:
+async def _serve(
+    stack: LocalDeployment, key: SessionKey, digest: str, subjects: list[str]
+) -> Collector:
     """Connect a service and answer every request on ``subjects`` (queue group per contract)."""
     seen = Collector()
-    nc = await stack.participant(key, digest)
+    nc = await stack.raw_participant(key, digest)
 
     async def answer(msg: Msg) -> None:
         await seen.add(msg)
@@ -72,16 +74,16 @@ async def _control_marker(nc: NatsClient, collector: Collector, subject: str) ->
 
 
 async def test_service_serves_its_own_subjects_and_nats_refuses_the_rest(tmp_path: Path) -> None:
-    async with running_stack(tmp_path / "b") as stack:
+    async with local_deployment(tmp_path / "b") as stack:
         key = SessionKey.generate()
         await stack.install(inventory, "inventory", key)
-        observer = await stack.runtime_nc()
+        observer = await stack.raw_runtime()
         everything = Collector()
         await observer.subscribe(">", cb=everything.add)
         await observer.flush()
 
         errors: list[str] = []
-        nc = await stack.participant(key, inventory.digest, errors)
+        nc = await stack.raw_participant(key, inventory.digest, errors)
 
         # its own RPC subjects, in a queue group, answering through the response permission
         async def answer(msg: Msg) -> None:
@@ -136,7 +138,7 @@ async def test_installing_a_service_never_grants_it_admin(tmp_path: Path) -> Non
         description="Wants admin RPCs.",
         uses={"auth": trellis_auth.use(rpc=["Auth.Deployments.List"])},
     )
-    async with running_stack(tmp_path / "b") as stack:
+    async with local_deployment(tmp_path / "b") as stack:
         key = SessionKey.generate()
         await stack.install(sneaky, "sneaky", key)
         admin = await stack.admin()
@@ -147,13 +149,13 @@ async def test_installing_a_service_never_grants_it_admin(tmp_path: Path) -> Non
         ]
         assert "admin" not in deployment.capabilities
         errors: list[str] = []
-        nc = await stack.participant(key, sneaky.digest, errors)
+        nc = await stack.raw_participant(key, sneaky.digest, errors)
         await nc.publish("rpc.v1.Auth.Deployments.List", b"{}", reply=nc.new_inbox())
         await expect_violation(nc, errors, "publish", "rpc.v1.Auth.Deployments.List")
 
 
 async def test_rpc_to_a_target_not_declared_in_uses_is_refused(tmp_path: Path) -> None:
-    async with running_stack(tmp_path / "b") as stack:
+    async with local_deployment(tmp_path / "b") as stack:
         pricing_key, billing_key, inventory_key = (SessionKey.generate() for _ in range(3))
         await stack.install(pricing, "pricing", pricing_key)
         await stack.install(billing, "billing", billing_key)
@@ -163,7 +165,7 @@ async def test_rpc_to_a_target_not_declared_in_uses_is_refused(tmp_path: Path) -
 
         # billing declared uses.pricing.rpc.call = [Prices.Get]: the call goes through
         billing_errors: list[str] = []
-        billing_nc = await stack.participant(billing_key, billing.digest, billing_errors)
+        billing_nc = await stack.raw_participant(billing_key, billing.digest, billing_errors)
         reply = await billing_nc.request("rpc.v1.Prices.Get", b'{"sku":"a"}', timeout=2)
         assert json.loads(reply.data) == {"subject": "rpc.v1.Prices.Get", "echo": {"sku": "a"}}
         assert len(prices_seen.messages) == 1
@@ -177,7 +179,9 @@ async def test_rpc_to_a_target_not_declared_in_uses_is_refused(tmp_path: Path) -
 
         # inventory declares no use of pricing: refused the same way
         inventory_errors: list[str] = []
-        inventory_nc = await stack.participant(inventory_key, inventory.digest, inventory_errors)
+        inventory_nc = await stack.raw_participant(
+            inventory_key, inventory.digest, inventory_errors
+        )
         await inventory_nc.publish("rpc.v1.Prices.Get", b'{"sku":"b"}', reply="_INBOX.x")
         await expect_violation(inventory_nc, inventory_errors, "publish", "rpc.v1.Prices.Get")
 
@@ -188,13 +192,13 @@ async def test_rpc_to_a_target_not_declared_in_uses_is_refused(tmp_path: Path) -
 
 
 async def test_a_cli_participant_cannot_serve_or_spy_on_service_subjects(tmp_path: Path) -> None:
-    async with running_stack(tmp_path / "b") as stack:
+    async with local_deployment(tmp_path / "b") as stack:
         key = SessionKey.generate()
         await stack.install(inventory, "inventory", key)
         await _serve(stack, key, inventory.digest, ["rpc.v1.Items.Get"])
         errors: list[str] = []
         admin_key = stack.bundle.admin_key()
-        nc = await stack.participant(admin_key, trellis_cli.digest, errors)
+        nc = await stack.raw_participant(admin_key, trellis_cli.digest, errors)
         for subject in (
             "rpc.v1.Items.Get",  # a service's RPC
             "rpc.v1.Auth.Deployments.Create",  # the runtime's own RPC
@@ -218,12 +222,12 @@ async def test_a_cli_participant_cannot_serve_or_spy_on_service_subjects(tmp_pat
 async def test_connection_refusals_carry_reason_codes_and_spare_legitimate_sessions(
     tmp_path: Path,
 ) -> None:
-    async with running_stack(tmp_path / "b") as stack:
+    async with local_deployment(tmp_path / "b") as stack:
         key = SessionKey.generate()
         await stack.install(inventory, "inventory", key)
         await stack.install(pricing, "pricing", SessionKey.generate())
         await _serve(stack, key, inventory.digest, ["rpc.v1.Items.Get"])
-        observer = await stack.runtime_nc()
+        observer = await stack.raw_runtime()
         admin = await stack.admin()
         ok_before = decisions(stack)["ok"]
 
@@ -284,25 +288,23 @@ async def test_connection_refusals_carry_reason_codes_and_spare_legitimate_sessi
         assert during_end > during_start  # traffic kept flowing while refusals were answered
         assert decisions(stack)["ok"] == ok_before  # nothing refused above was admitted
         # and the real token of the installed service is still welcome
-        nc = await stack.connect_with_token(connect_token(key, inventory.digest, int(time.time())))
+        nc = await stack.raw_sentinel(connect_token(key, inventory.digest, int(time.time())))
         assert nc.is_connected
 
 
 async def test_a_captured_token_is_refused_once_31_s_old(tmp_path: Path) -> None:
     clock = Clock()
-    async with running_stack(tmp_path / "b", clock=clock) as stack:
+    async with local_deployment(tmp_path / "b", clock=clock) as stack:
         key = SessionKey.generate()
         await stack.install(inventory, "inventory", key)
         captured = connect_token(key, inventory.digest, int(clock()))
-        first = await stack.connect_with_token(captured)
+        first = await stack.raw_sentinel(captured)
         assert first.is_connected
         clock.offset = 31.0  # the runtime now lives 31 s later
         try:
             await refused(stack, captured, "iat_out_of_range")
             # the key holder simply signs a fresh one
-            fresh = await stack.connect_with_token(
-                connect_token(key, inventory.digest, int(clock()))
-            )
+            fresh = await stack.raw_sentinel(connect_token(key, inventory.digest, int(clock())))
             assert fresh.is_connected
         finally:
             clock.offset = 0.0
@@ -312,17 +314,17 @@ async def test_a_captured_token_is_refused_once_31_s_old(tmp_path: Path) -> None
 
 
 async def test_subject_escape_probes_are_refused_by_nats(tmp_path: Path) -> None:
-    async with running_stack(tmp_path / "b") as stack:
+    async with local_deployment(tmp_path / "b") as stack:
         key, other = SessionKey.generate(), SessionKey.generate()
         await stack.install(inventory, "inventory", key)
         await stack.install(pricing, "pricing", other)
         admin_key = stack.bundle.admin_key()
-        observer = await stack.runtime_nc()
+        observer = await stack.raw_runtime()
         everything = Collector()
         await observer.subscribe(">", cb=everything.add)
         await observer.flush()
         errors: list[str] = []
-        nc = await stack.participant(key, inventory.digest, errors)
+        nc = await stack.raw_participant(key, inventory.digest, errors)
 
         # its own inbox is fine
         await nc.subscribe(f"{key.inbox_prefix}.>")
@@ -371,15 +373,15 @@ async def test_the_runtime_never_answers_outside_the_callers_inbox(tmp_path: Pat
     answer once to whatever reply it received.  The runtime must therefore refuse to answer
     to a reply subject outside the caller's inbox, or any service could make it write
     ``$KV.trellis_principals.<operator>`` (locking the operator out) or forge events."""
-    async with running_stack(tmp_path / "b") as stack:
+    async with local_deployment(tmp_path / "b") as stack:
         key = SessionKey.generate()
         await stack.install(inventory, "inventory", key)
         admin_key = stack.bundle.admin_key()
-        observer = await stack.runtime_nc()
+        observer = await stack.raw_runtime()
         everything = Collector()
         await observer.subscribe(">", cb=everything.add)
         await observer.flush()
-        nc = await stack.participant(key, inventory.digest)
+        nc = await stack.raw_participant(key, inventory.digest)
 
         targets = (
             f"$KV.{PRINCIPALS_BUCKET}.{admin_key.public_key}",
@@ -422,10 +424,10 @@ async def test_the_runtime_never_answers_outside_the_callers_inbox(tmp_path: Pat
 
 
 @asynccontextmanager
-async def _pricing_service(stack: Stack, key: SessionKey) -> AsyncIterator[None]:
+async def _pricing_service(stack: LocalDeployment, key: SessionKey) -> AsyncIterator[None]:
     """pricing served by the library's RpcServer, resolving callers from the principals
     bucket through its own (callout-granted, read-only) access."""
-    nc = await stack.participant(key, pricing.digest)
+    nc = await stack.raw_participant(key, pricing.digest)
     principals = PrincipalCache()
     await principals.start(nc.jetstream())
     server = RpcServer(nc, pricing, principals)
@@ -443,12 +445,12 @@ async def _pricing_service(stack: Stack, key: SessionKey) -> AsyncIterator[None]
 
 
 async def test_a_service_resolves_callers_from_the_principals_bucket(tmp_path: Path) -> None:
-    async with running_stack(tmp_path / "b") as stack:
+    async with local_deployment(tmp_path / "b") as stack:
         pricing_key, billing_key = SessionKey.generate(), SessionKey.generate()
         await stack.install(pricing, "pricing", pricing_key)
         await stack.install(billing, "billing", billing_key)
         async with _pricing_service(stack, pricing_key):
-            billing_nc = await stack.participant(billing_key, billing.digest)
+            billing_nc = await stack.raw_participant(billing_key, billing.digest)
             client = RpcClient(billing_nc, billing_key, rpc_targets(billing))
             price = (await client.call("Prices.Get", {"sku": "a"})).unwrap()
             assert price == Price(sku="a", cents=100)
@@ -458,12 +460,12 @@ async def test_a_service_never_answers_outside_the_callers_inbox(tmp_path: Path)
     """The same reflection through an ordinary service: a service's response permission
     lets it publish once to any reply subject it receives, so billing could make pricing
     overwrite the operator's principal record unless pricing refuses foreign replies."""
-    async with running_stack(tmp_path / "b") as stack:
+    async with local_deployment(tmp_path / "b") as stack:
         pricing_key, billing_key = SessionKey.generate(), SessionKey.generate()
         await stack.install(pricing, "pricing", pricing_key)
         await stack.install(billing, "billing", billing_key)
         async with _pricing_service(stack, pricing_key):
-            billing_nc = await stack.participant(billing_key, billing.digest)
+            billing_nc = await stack.raw_participant(billing_key, billing.digest)
             admin_key = stack.bundle.admin_key().public_key
             body = b'{"sku":"a"}'
             subject = "rpc.v1.Prices.Get"

@@ -50,8 +50,8 @@ async def test_a_service_cannot_call_an_rpc_its_contract_does_not_use(
 ) -> None:
     # billing@v1 declares it calls pricing's Prices.Get, and nothing of inventory
     pricing_key, billing_key = SessionKey.generate(), SessionKey.generate()
-    await inv.stack.install(pricing, "pricing", pricing_key)
-    await inv.stack.install(billing, "billing", billing_key)
+    await inv.dep.install(pricing, "pricing", pricing_key)
+    await inv.dep.install(billing, "billing", billing_key)
     prices = await inv.service(pricing_key, handlers=False, start=False, contract=pricing)
 
     @prices.rpc("Prices.Get")

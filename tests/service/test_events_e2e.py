@@ -146,7 +146,7 @@ async def test_publishing_validates_the_payload(inv: Inventory) -> None:
 
 async def test_the_same_event_id_is_stored_once(inv: Inventory) -> None:
     service = await inv.service(handlers=False, start=False)
-    observer = await inv.stack.runtime_nc()
+    observer = await inv.dep.raw_runtime()
     js = observer.jetstream()
     before = (await js.stream_info("trellis")).state.messages
 
@@ -172,7 +172,7 @@ async def test_a_heartbeat_is_a_health_event_describing_the_instance(inv: Invent
     async def kv_ok() -> bool:
         return True
 
-    observer = await inv.stack.runtime_nc()
+    observer = await inv.dep.raw_runtime()
     seen: asyncio.Queue[Msg] = asyncio.Queue()
 
     async def on_heartbeat(msg: Msg) -> None:

@@ -101,6 +101,6 @@ async def test_watch_yields_current_values_then_changes(inv: Inventory) -> None:
 
     # neither the watch nor keys() leaves a consumer behind on the bucket
     [binding] = [b for b in service.info.resources["kv"] if b["alias"] == "items"]
-    js = (await inv.stack.runtime_nc()).jetstream()
+    js = (await inv.dep.raw_runtime()).jetstream()
     assert sorted(await items.keys()) == ["a", "c"]
     assert (await js.stream_info(f"KV_{binding['bucket']}")).state.consumer_count == 0

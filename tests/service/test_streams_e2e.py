@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from tests.stack import Stack
 from trellis import Contract, stream
-from trellis.auth import SessionKey
 from trellis.result import Err, Ok
-from trellis.service import connect_service
+from trellis.testing import LocalDeployment
 
 
 class Placeholder(BaseModel):
@@ -26,12 +24,11 @@ orders = Contract(
 )
 
 
-async def test_stream_resource_round_trip_with_logical_subjects_only(stack: Stack) -> None:
-    key = SessionKey.generate()
-    await stack.install(orders, "orders", key)
-    service = await connect_service(
-        orders, session_key=key, trellis_url=stack.bundle.config.http.url
-    )
+async def test_stream_resource_round_trip_with_logical_subjects_only(
+    trellis_deployment: LocalDeployment,
+) -> None:
+    key = await trellis_deployment.install(orders)
+    service = await trellis_deployment.connect_service(orders, key)
     try:
         handle = service.streams.log
         assert handle.subjects == ["orders.*"]
