@@ -1,0 +1,95 @@
+"""Registered participant sessions (CLIs, scripts, apps) and their capability grants.
+
+A user is a principal of kind ``user``: a session key registered with its (cli/app/agent)
+contract and the capabilities an operator granted.  Services see every change through their
+principal cache (a KV watch), so a grant or revoke takes effect on the next call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from trellis.principals import Principal
+from trellis.runtime.install import Installer, InstallError, Kicker, _check_key
+from trellis.runtime.state import ControlPlane
+
+__all__ = ["Users"]
+
+
+class Users:
+    """Create, change and list users; every change is serialized with installs."""
+
+    def __init__(self, cp: ControlPlane, installer: Installer) -> None:
+        self.cp = cp
+        self.installer = installer
+
+    async def create(
+        self,
+        user_id: str,
+        session_key: str,
+        manifest: Mapping[str, Any],
+        capabilities: list[str],
+    ) -> Principal:
+        """Register a participant session key with its (cli/app/agent) contract and grants."""
+        _check_key(session_key)
+        installer = self.installer
+        async with self.cp.lock:
+            normalized, digest = await installer._checked(manifest)
+            if normalized["kind"] == "service":
+                raise InstallError(
+                    "not_a_participant", "services are installed, not registered as users"
+                )
+            if await self.get(user_id) is not None:
+                raise InstallError("exists", f"user {user_id!r} exists; update it instead")
+            if await self.cp.principals.get(session_key) is not None:
+                raise InstallError("key_in_use", "that public key is already registered")
+            await installer._check_activation(normalized, "")
+            await installer._activate(normalized, digest, "")
+            principal = Principal(
+                session_key=session_key,
+                kind="user",
+                name=user_id,
+                contract_id=normalized["id"],
+                contract_digest=digest,
+                capabilities=tuple(sorted(set(capabilities))),
+            )
+            await self.cp.principals.put(session_key, principal)
+            return principal
+
+    async def update(
+        self,
+        user_id: str,
+        *,
+        active: bool | None,
+        capabilities: list[str] | None,
+        grant: list[str],
+        revoke: list[str],
+        kick: Kicker,
+    ) -> Principal:
+        """Change grants or the active flag; services see it through their principal cache."""
+        async with self.cp.lock:
+            principal = await self.get(user_id)
+            if principal is None:
+                raise InstallError("not_found", f"no user named {user_id!r}")
+            held = set(principal.capabilities if capabilities is None else capabilities)
+            held = (held | set(grant)) - set(revoke)
+            updated = principal.model_copy(
+                update={
+                    "capabilities": tuple(sorted(held)),
+                    "disabled": principal.disabled if active is None else not active,
+                }
+            )
+            await self.cp.principals.put(updated.session_key, updated)
+        if updated.disabled and not principal.disabled:
+            await kick(updated.session_key)
+        return updated
+
+    async def all(self) -> list[Principal]:
+        return sorted(
+            (p for p in await self.cp.principals.values() if p.kind == "user"),
+            key=lambda p: p.name,
+        )
+
+    async def get(self, user_id: str) -> Principal | None:
+        return next((p for p in await self.all() if p.name == user_id), None)
