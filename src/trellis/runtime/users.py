@@ -3,13 +3,18 @@
 A user is a principal of kind ``user``: a session key registered with its (cli/app/agent)
 contract and the capabilities an operator granted.  Services see every change through their
 principal cache (a KV watch), so a grant or revoke takes effect on the next call.
+
+Grants are checked against the active catalog: a capability no installed contract declares
+is refused with the list of valid ones, because a typo (or a missing ``inventory::``
+namespace) would otherwise be stored silently and fail later as a puzzling denial.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from trellis.contracts.manifest import PLATFORM_CAPABILITIES
 from trellis.principals import Principal
 from trellis.runtime.install import Installer, InstallError, Kicker, _check_key
 from trellis.runtime.state import ControlPlane
@@ -45,6 +50,7 @@ class Users:
             if await self.cp.principals.get(session_key) is not None:
                 raise InstallError("key_in_use", "that public key is already registered")
             await installer._check_activation(normalized, "")
+            await self._check_capabilities(capabilities, {normalized["id"]: normalized})
             await installer._activate(normalized, digest, "")
             principal = Principal(
                 session_key=session_key,
@@ -67,11 +73,15 @@ class Users:
         revoke: list[str],
         kick: Kicker,
     ) -> Principal:
-        """Change grants or the active flag; services see it through their principal cache."""
+        """Change grants or the active flag; services see it through their principal cache.
+
+        Revoking is never checked: a capability whose contract was removed must stay
+        revocable."""
         async with self.cp.lock:
             principal = await self.get(user_id)
             if principal is None:
                 raise InstallError("not_found", f"no user named {user_id!r}")
+            await self._check_capabilities([*(capabilities or ()), *grant])
             held = set(principal.capabilities if capabilities is None else capabilities)
             held = (held | set(grant)) - set(revoke)
             updated = principal.model_copy(
@@ -93,3 +103,33 @@ class Users:
 
     async def get(self, user_id: str) -> Principal | None:
         return next((p for p in await self.all() if p.name == user_id), None)
+
+    async def _check_capabilities(
+        self, wanted: Iterable[str], extra: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> None:
+        """Refuse capabilities that no active contract (nor ``extra``) declares."""
+        manifests = {**await self.cp.active_manifests(), **(extra or {})}
+        valid = set(PLATFORM_CAPABILITIES)
+        for manifest in manifests.values():
+            valid.update(manifest.get("capabilities") or {})
+        unknown = sorted(set(wanted) - valid)
+        if not unknown:
+            return
+        listed = ", ".join(sorted(valid))
+        raise InstallError(
+            "unknown_capability",
+            f"no installed contract declares {', '.join(map(repr, unknown))}; "
+            f"capabilities are namespaced by contract id (e.g. 'inventory::items.read' for "
+            f"inventory@v1). Valid capabilities: {listed}",
+            [_explain(cap, valid) for cap in unknown],
+        )
+
+
+def _explain(capability: str, valid: set[str]) -> str:
+    """One line per unknown capability, suggesting the namespaced names it may mean."""
+    _, sep, local = capability.rpartition("::")
+    matches = sorted(v for v in valid if v.rpartition("::")[2] == local and v != capability)
+    hint = f"; did you mean {' or '.join(map(repr, matches))}?" if matches else ""
+    if not sep:
+        return f"{capability!r} has no contract namespace (write '<contract>::{local}'){hint}"
+    return f"{capability!r}: no installed contract declares it{hint}"

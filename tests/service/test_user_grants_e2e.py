@@ -1,0 +1,88 @@
+"""Grants are checked against the installed contracts: the runtime refuses a capability no
+active contract declares (listing the valid ones), and the CLI says so clearly."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from examples.inventory.contract import inventory_cli
+from typer.testing import CliRunner, Result
+
+from tests.service.conftest import READ, WRITE, Inventory
+from trellis.auth import SessionKey
+from trellis.cli import app
+from trellis.contracts.builtin import DeploymentError
+from trellis.result import Err, Ok
+
+runner = CliRunner()
+
+
+async def trellis(inv: Inventory, *args: str) -> Result:
+    """The real ``trellis`` command against the running stack (in a thread: it runs its
+    own event loop while this one keeps serving)."""
+    home = str(inv.stack.bundle.directory)
+    return await asyncio.to_thread(runner.invoke, app, [*args, "--home", home])
+
+
+async def test_the_runtime_refuses_undeclared_capabilities_and_lists_the_valid_ones(
+    inv: Inventory,
+) -> None:
+    key = SessionKey.generate()
+    created = await inv.admin.call(
+        "Auth.Users.Create",
+        {
+            "id": "typo",
+            "sessionKey": key.public_key,
+            "contract": inventory_cli.manifest,
+            "capabilities": ["items.read"],
+        },
+    )
+    assert isinstance(created, Err) and isinstance(created.error, DeploymentError)
+    error = created.error
+    assert error.reason == "unknown_capability"
+    assert "namespaced by contract id" in error.message
+    assert READ in error.message and WRITE in error.message
+    assert error.problems == [
+        "'items.read' has no contract namespace (write '<contract>::items.read'); "
+        f"did you mean '{READ}'?"
+    ]
+    # refused before anything was stored: the same id and key register fine afterwards
+    user_id, _ = await inv.user([READ])
+    granted = await inv.admin.call(
+        "Auth.Users.Update", {"id": user_id, "grant": ["inventory::items.delete", WRITE]}
+    )
+    assert isinstance(granted, Err) and granted.error.reason == "unknown_capability"
+    assert granted.error.problems == [
+        "'inventory::items.delete': no installed contract declares it"
+    ]
+    # revoking is not checked (a removed contract's capability must stay revocable)
+    revoked = await inv.admin.call(
+        "Auth.Users.Update", {"id": user_id, "revoke": ["gone::x"], "grant": [WRITE]}
+    )
+    assert isinstance(revoked, Ok), revoked
+    assert revoked.value.capabilities == [READ, WRITE]
+
+
+async def test_cli_user_add_with_an_unnamespaced_capability_explains_and_exits_1(
+    inv: Inventory,
+) -> None:
+    key = SessionKey.generate().public_key
+    source = "examples.inventory.contract:inventory_cli"
+    human = await trellis(inv, "user", "add", "me", "-c", source, "-k", key, "-g", "items.read")
+    assert human.exit_code == 1, human.output
+    assert "namespaced by contract id" in human.stderr
+    assert f"did you mean '{READ}'" in human.stderr
+    typed = await trellis(
+        inv, "user", "add", "me", "-c", source, "-k", key, "-g", "items.read", "--json"
+    )
+    assert typed.exit_code == 1
+    error = json.loads(typed.stdout)
+    assert error["type"] == "DeploymentError"
+    assert error["reason"] == "unknown_capability"
+    assert READ in error["message"]
+    added = await trellis(inv, "user", "add", "me", "-c", source, "-k", key, "-g", READ, "--json")
+    assert added.exit_code == 0, added.output
+    assert json.loads(added.stdout)["capabilities"] == [READ]
+    grant = await trellis(inv, "user", "grant", "me", "items.write")
+    assert grant.exit_code == 1 and f"did you mean '{WRITE}'" in grant.stderr
