@@ -36,7 +36,11 @@ class Users:
         manifest: Mapping[str, Any],
         capabilities: list[str],
     ) -> Principal:
-        """Register a participant session key with its (cli/app/agent) contract and grants."""
+        """Register a participant session key with its (cli/app/agent) contract and grants.
+
+        Registering an existing user again with the same key replaces its contract (the
+        fix a client refused for ``contract_changed`` is told to run) and adds the grants to
+        those it holds."""
         _check_key(session_key)
         installer = self.installer
         async with self.cp.lock:
@@ -45,20 +49,25 @@ class Users:
                 raise InstallError(
                     "not_a_participant", "services are installed, not registered as users"
                 )
-            if await self.get(user_id) is not None:
-                raise InstallError("exists", f"user {user_id!r} exists; update it instead")
-            if await self.cp.principals.get(session_key) is not None:
+            existing = await self.get(user_id)
+            if existing is not None and existing.session_key != session_key:
+                raise InstallError(
+                    "exists", f"user {user_id!r} exists with another key; update it instead"
+                )
+            if existing is None and await self.cp.principals.get(session_key) is not None:
                 raise InstallError("key_in_use", "that public key is already registered")
             await installer._check_activation(normalized, "")
             await self._check_capabilities(capabilities, {normalized["id"]: normalized})
             await installer._activate(normalized, digest, "")
+            held = existing.capabilities if existing is not None else ()
             principal = Principal(
                 session_key=session_key,
                 kind="user",
                 name=user_id,
                 contract_id=normalized["id"],
                 contract_digest=digest,
-                capabilities=tuple(sorted(set(capabilities))),
+                capabilities=tuple(sorted({*held, *capabilities})),
+                disabled=existing.disabled if existing is not None else False,
             )
             await self.cp.principals.put(session_key, principal)
             return principal
