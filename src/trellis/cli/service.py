@@ -148,11 +148,23 @@ def install(
 def upgrade(
     contract: ContractArg,
     name: NameOpt,
-    public_key: KeyOpt,
+    public_key: Annotated[
+        str | None,
+        typer.Option(
+            "--public-key",
+            "-k",
+            help="An instance key to authorize too (default: the deployment's first key).",
+        ),
+    ] = None,
     home: HomeOption = DEFAULT_HOME,
     as_json: JsonFlag = False,
 ) -> None:
     """Install a new, compatible digest of a deployed service's contract."""
+    if public_key is None:
+        keys = _call(home, "Auth.Deployments.Get", {"name": name}, as_json).deployment.instance_keys
+        if not keys:
+            raise fail(f"deployment {name!r} has no instance key: pass --public-key")
+        public_key = keys[0]
     _deploy("Auth.Deployments.Upgrade", "upgraded", contract, name, public_key, home, as_json)
 
 

@@ -1,5 +1,5 @@
-"""Grants are checked against the installed contracts: the runtime refuses a capability no
-active contract declares (listing the valid ones), and the CLI says so clearly."""
+"""The ``trellis`` admin commands against a running deployment (real nats-server, runtime):
+grants checked against the installed contracts, upgrades without repeating the key."""
 
 from __future__ import annotations
 
@@ -86,3 +86,14 @@ async def test_cli_user_add_with_an_unnamespaced_capability_explains_and_exits_1
     assert json.loads(added.stdout)["capabilities"] == [READ]
     grant = await trellis(inv, "user", "grant", "me", "items.write")
     assert grant.exit_code == 1 and f"did you mean '{WRITE}'" in grant.stderr
+
+
+async def test_service_upgrade_reuses_the_deployments_key(inv: Inventory) -> None:
+    source = "examples.inventory.contract:inventory"
+    upgraded = await trellis(inv, "service", "upgrade", source, "--name", "inventory", "--json")
+    assert upgraded.exit_code == 0, upgraded.output
+    deployment = json.loads(upgraded.stdout)
+    assert deployment["instanceKeys"] == [inv.key.public_key]
+    missing = await trellis(inv, "service", "upgrade", source, "--name", "nope", "--json")
+    assert missing.exit_code == 1
+    assert json.loads(missing.stdout)["reason"] == "not_found"
