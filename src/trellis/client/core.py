@@ -21,6 +21,7 @@ from trellis.auth import SessionKey
 from trellis.client.rpc import DEFAULT_TIMEOUT, RpcClient, rpc_targets
 from trellis.connection import ServerClock
 from trellis.contracts import Contract
+from trellis.discovery import resolve_trellis_url
 from trellis.result import Err, Result, TrellisError
 from trellis.service.bootstrap import BootstrapError, bootstrap_client, connect_bootstrapped
 from trellis.service.core import event_definitions
@@ -81,12 +82,17 @@ async def connect_client(
     contract: Contract,
     *,
     session: SessionKey | str | Path,
-    trellis_url: str,
+    trellis_url: str | None = None,
     timeout: float = 10.0,
 ) -> TrellisClient:
-    """Connect a registered ``cli``/``app``/``agent`` session; raises ``ClientConnectError``."""
+    """Connect a registered ``cli``/``app``/``agent`` session; raises ``ClientConnectError``.
+
+    ``trellis_url`` defaults as ``resolve_trellis_url`` says (``TRELLIS_URL``, then
+    ``$TRELLIS_HOME/runtime.json``)."""
     key = session if isinstance(session, SessionKey) else SessionKey.load(session)
-    booted = await bootstrap_client(trellis_url, key, contract.digest, timeout=timeout)
+    booted = await bootstrap_client(
+        resolve_trellis_url(trellis_url), key, contract.digest, timeout=timeout
+    )
     if isinstance(booted, Err):
         raise ClientConnectError(booted.error)
     info = booted.value
