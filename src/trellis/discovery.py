@@ -25,14 +25,15 @@ class TrellisUrlNotFound(LookupError):
     """No runtime URL was given and none could be found; the message says where it looked."""
 
 
-def resolve_trellis_url(explicit: str | None = None) -> str:
-    """The runtime URL: ``explicit``, else ``$TRELLIS_URL``, else the bundle's runtime.json."""
+def resolve_trellis_url(explicit: str | None = None, *, home: Path | None = None) -> str:
+    """The runtime URL: ``explicit``, else ``$TRELLIS_URL``, else the bundle's runtime.json
+    (in ``home`` when given, e.g. the CLI's ``--home``, else ``$TRELLIS_HOME``)."""
     if explicit:
         return explicit
     from_env = os.environ.get(TRELLIS_URL_ENV, "").strip()
     if from_env:
         return from_env
-    home = Path(os.environ.get(TRELLIS_HOME_ENV) or DEFAULT_HOME)
+    home = home or Path(os.environ.get(TRELLIS_HOME_ENV) or DEFAULT_HOME)
     try:
         return Bundle.load(home).config.http.url
     except BundleError as exc:

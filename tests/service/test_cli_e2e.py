@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
+import pytest
 from examples.inventory.contract import inventory_cli
 from typer.testing import CliRunner, Result
 
@@ -97,3 +99,54 @@ async def test_service_upgrade_reuses_the_deployments_key(inv: Inventory) -> Non
     missing = await trellis(inv, "service", "upgrade", source, "--name", "nope", "--json")
     assert missing.exit_code == 1
     assert json.loads(missing.stdout)["reason"] == "not_found"
+
+
+async def test_call_as_admin_prints_the_output_and_refuses_unknown_names(inv: Inventory) -> None:
+    listed = await trellis(inv, "call", "Auth.Deployments.List", "--json")
+    assert listed.exit_code == 0, listed.output
+    assert [d["name"] for d in json.loads(listed.stdout)["deployments"]] == ["inventory"]
+    pretty = await trellis(inv, "call", "Auth.Deployments.Get", '{"name": "inventory"}')
+    assert pretty.exit_code == 0, pretty.output
+    assert json.loads(pretty.stdout)["deployment"]["contractId"] == "inventory@v1"
+    unknown = await trellis(inv, "call", "Items.Get", '{"id": "1"}')
+    assert unknown.exit_code == 2
+    assert "'Items.Get' is not an RPC" in unknown.stderr
+    assert "Auth.Users.List" in unknown.stderr  # the list of what it can call
+    refused = await trellis(inv, "call", "Auth.Deployments.Get", '{"name": "nope"}', "--json")
+    assert refused.exit_code == 1
+    assert json.loads(refused.stdout)["reason"] == "not_found"
+
+
+async def test_call_as_a_registered_session(
+    inv: Inventory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TRELLIS_URL", raising=False)  # found through --home's runtime.json
+    await inv.service()
+    _, key = await inv.user([READ, WRITE])
+    seed = tmp_path / "me.seed"
+    key.save(seed)
+    manifest = tmp_path / "inventory-cli.json"
+    manifest.write_text(json.dumps(inventory_cli.manifest))
+    as_me = ["--session", str(seed), "--contract", "examples.inventory.contract:inventory_cli"]
+
+    item = {"id": "d1", "name": "Dune", "category": "books"}
+    created = await trellis(inv, "call", "Items.Create", json.dumps(item), *as_me, "--json")
+    assert created.exit_code == 0, created.output
+    assert json.loads(created.stdout).items() >= item.items()
+    home = ["--home", str(inv.stack.bundle.directory)]
+    got = await asyncio.to_thread(
+        runner.invoke,
+        app,
+        ["call", "Items.Get", "-", "-s", str(seed), "-c", str(manifest), "--json", *home],
+        input='{"id": "d1"}',
+    )
+    assert got.exit_code == 0, got.output
+    assert json.loads(got.stdout)["name"] == "Dune"
+    missing = await trellis(inv, "call", "Items.Get", '{"id": "nope"}', *as_me, "--json")
+    assert missing.exit_code == 1
+    error = json.loads(missing.stdout)
+    assert error["type"] == "ItemNotFound" and error["item_id"] == "nope"
+    human = await trellis(inv, "call", "Items.Get", '{"id": "nope"}', *as_me)
+    assert human.exit_code == 1 and "No item has this id" in human.stderr
+    unknown = await trellis(inv, "call", "Items.Delete", "{}", *as_me)
+    assert unknown.exit_code == 2 and "Items.Create, Items.Get" in unknown.stderr
