@@ -41,7 +41,12 @@ def add(
     home: HomeOption = DEFAULT_HOME,
     as_json: JsonFlag = False,
 ) -> None:
-    """Register a client session key with its contract and initial capabilities."""
+    """Register a client session key with its contract and initial capabilities.
+
+    Capabilities are namespaced by contract id (inventory::items.read); those no installed
+    contract declares are refused.  Run it again with the same key to register a changed
+    contract: the grants it holds are kept.
+    """
     payload = {
         "id": user_id,
         "sessionKey": public_key,

@@ -1,7 +1,7 @@
 """Writing services: RPC handlers, events, KV handles (see ``core.py``)."""
 
 from trellis.service.core import ServiceConnectError, TrellisService, connect_service
-from trellis.service.events import EventMessage
+from trellis.service.events import EventMessage, SubscriptionRefused
 from trellis.service.kv import KvEntry, KvHandle
 from trellis.service.rpc import RequestContext
 
@@ -11,6 +11,7 @@ __all__ = [
     "KvHandle",
     "RequestContext",
     "ServiceConnectError",
+    "SubscriptionRefused",
     "TrellisService",
     "connect_service",
 ]
