@@ -40,6 +40,7 @@ __all__ = [
     "EventConsumer",
     "EventDefinition",
     "EventMessage",
+    "SubscriptionRefused",
     "event_subject",
     "resolve_pointer",
 ]
@@ -60,6 +61,8 @@ class EventDefinition:
     template: str
     params: tuple[str, ...]
     model: type[BaseModel] | None
+    #: the capabilities the owner contract requires to subscribe (for refusal messages)
+    subscribe_capabilities: tuple[str, ...] = ()
 
     @property
     def pattern(self) -> str:
@@ -81,7 +84,7 @@ class EventMessage(Generic[M]):
 def resolve_pointer(document: Any, pointer: str) -> Any:
     node = document
     for raw in pointer.split("/")[1:]:
-        token = raw.replace("~1", "/").replace("~0", "~")
+        token = _unescape(raw)
         if isinstance(node, Mapping) and token in node:
             node = node[token]
         else:
@@ -102,18 +105,42 @@ def event_subject(definition: EventDefinition, body: Mapping[str, Any]) -> str:
 
 
 def filter_subject(definition: EventDefinition, filters: Mapping[str, Any]) -> str:
-    """The subscription subject with some tokens fixed (``{"/category": "books"}``)."""
+    """The subscription subject with some tokens fixed.
+
+    A filter names a param by its pointer (``{"/category": "books"}``) or, more simply, by
+    its name (``{"category": "books"}``: the pointer without its ``/``, or its last
+    segment when that is unambiguous)."""
+    values: dict[str, Any] = {}
+    for key, value in filters.items():
+        pointer = _param_pointer(definition, key)
+        if pointer in values:
+            raise ValueError(f"{definition.name}: param {pointer} is filtered twice")
+        values[pointer] = value
     subject = definition.template
     for pointer in definition.params:
-        value = filters.get(pointer)
+        value = values.get(pointer)
         part = "*" if value is None else str(value)
         if value is not None and not _TOKEN.match(part):
             raise ValueError(f"{pointer} = {part!r} cannot be a subject token")
         subject = subject.replace("{" + pointer + "}", part, 1)
-    unknown = set(filters) - set(definition.params)
-    if unknown:
-        raise ValueError(f"{definition.name} has no params {sorted(unknown)}")
     return subject
+
+
+def _param_pointer(definition: EventDefinition, key: str) -> str:
+    params = definition.params
+    if key in params:
+        return key
+    if "/" + key in params:
+        return "/" + key
+    by_last = [p for p in params if _unescape(p.rsplit("/", 1)[-1]) == key]
+    if len(by_last) == 1:
+        return by_last[0]
+    names = ", ".join(f"{p[1:]!r} ({p})" for p in params) or "none"
+    raise ValueError(f"{definition.name} has no param {key!r}; its params are: {names}")
+
+
+def _unescape(token: str) -> str:
+    return token.replace("~1", "/").replace("~0", "~")
 
 
 async def publish_event(
@@ -270,13 +297,34 @@ class EventConsumer:
             await msg.ack()
 
 
+class SubscriptionRefused(Exception):
+    """NATS refused a subscription: this session's permissions do not include the subject."""
+
+    def __init__(self, definition: EventDefinition, subject: str) -> None:
+        caps = ", ".join(definition.subscribe_capabilities) or "no capability"
+        super().__init__(
+            f"NATS refused the subscription to {subject} ({definition.contract_id} event "
+            f"{definition.name}): the session needs the event in its contract's uses "
+            f"(subscribe=[{definition.name!r}]) and, at connect time, {caps} "
+            f"(trellis user grant USER CAPABILITY, then reconnect)"
+        )
+        self.subject = subject
+        self.event = definition.name
+        self.contract_id = definition.contract_id
+        self.capabilities = definition.subscribe_capabilities
+
+
 async def live_subscribe(
     nc: NatsClient,
     definition: EventDefinition,
     handler: EventHandler,
     filters: Mapping[str, Any] | None = None,
 ) -> Subscription:
-    """A core-NATS subscription: only events published while it exists, no acks."""
+    """A core-NATS subscription: only events published while it exists, no acks.
+
+    NATS reports a refused subscription only asynchronously, so this flushes (the server
+    answers the SUB before the PING) and raises ``SubscriptionRefused`` if the connection's
+    last error became a permissions violation for this subject."""
     subject = filter_subject(definition, filters or {})
 
     async def on_message(msg: Msg) -> None:
@@ -290,4 +338,18 @@ async def live_subscribe(
         except Exception:
             log.exception("live event handler failed on %s", definition.name)
 
-    return await nc.subscribe(subject, cb=on_message)
+    before = nc.last_error
+    sub = await nc.subscribe(subject, cb=on_message)
+    await nc.flush()
+    error = nc.last_error
+    if error is not None and error is not before and _refuses(str(error), subject):
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
+        raise SubscriptionRefused(definition, subject)
+    return sub
+
+
+def _refuses(error: str, subject: str) -> bool:
+    """nats-py lower-cases the server's ``Permissions Violation for Subscription to "x"``."""
+    text = error.lower()
+    return "permissions violation for subscription" in text and f'"{subject.lower()}"' in text

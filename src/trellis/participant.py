@@ -59,6 +59,7 @@ def event_definitions(contract: Contract) -> dict[str, EventDefinition]:
                 surface["subject"],
                 tuple(surface.get("params") or ()),
                 owner.events[name].model,
+                tuple((surface.get("capabilities") or {}).get("subscribe") or ()),
             )
     return defs
 

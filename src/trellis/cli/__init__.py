@@ -172,10 +172,11 @@ def canonical_cmd(
 
 
 def _register() -> None:
-    from trellis.cli import local, service, users
+    from trellis.cli import call, local, service, users
 
     app.add_typer(service.app, name="service")
     app.add_typer(users.app, name="user")
+    app.command("call", epilog=call.EXAMPLES)(call.call_cmd)
     local.register(app)
 
 

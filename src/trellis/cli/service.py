@@ -67,17 +67,20 @@ async def _with_admin(home: Path, action: Callable[[RpcClient], Awaitable[T]]) -
         await nc.close()
 
 
-def _call(home: Path, name: str, payload: dict[str, Any]) -> Any:
+def _call(home: Path, name: str, payload: dict[str, Any], as_json: bool = False) -> Any:
     async def action(client: RpcClient) -> Any:
         return await client.call(name, payload)
 
     result = run(_with_admin(home, action))
     if isinstance(result, Err):
-        raise _refusal(result.error)
+        raise refusal(result.error, as_json)
     return result.value
 
 
-def _refusal(error: TrellisError) -> typer.Exit:
+def refusal(error: TrellisError, as_json: bool = False) -> typer.Exit:
+    """Print a typed error (its wire envelope on stdout with ``--json``); exit 1."""
+    if as_json:
+        emit_json(error.to_wire())
     problems = getattr(error, "problems", None) or []
     reason = getattr(error, "reason", None) or getattr(error, "code", None) or error.type
     for problem in problems:
@@ -123,7 +126,7 @@ def _deploy(
     rpc: str, verb: str, contract: str, name: str, public_key: str, home: Path, as_json: bool
 ) -> None:
     payload = {"name": name, "contract": _manifest(contract), "publicKey": public_key}
-    result = _call(home, rpc, payload)
+    result = _call(home, rpc, payload, as_json)
     if not as_json:
         out.print(f"[green]{verb}[/] {name}")
     _show(result.deployment, as_json)
@@ -145,18 +148,30 @@ def install(
 def upgrade(
     contract: ContractArg,
     name: NameOpt,
-    public_key: KeyOpt,
+    public_key: Annotated[
+        str | None,
+        typer.Option(
+            "--public-key",
+            "-k",
+            help="An instance key to authorize too (default: the deployment's first key).",
+        ),
+    ] = None,
     home: HomeOption = DEFAULT_HOME,
     as_json: JsonFlag = False,
 ) -> None:
     """Install a new, compatible digest of a deployed service's contract."""
+    if public_key is None:
+        keys = _call(home, "Auth.Deployments.Get", {"name": name}, as_json).deployment.instance_keys
+        if not keys:
+            raise fail(f"deployment {name!r} has no instance key: pass --public-key")
+        public_key = keys[0]
     _deploy("Auth.Deployments.Upgrade", "upgraded", contract, name, public_key, home, as_json)
 
 
 @app.command("list")
 def list_(home: HomeOption = DEFAULT_HOME, as_json: JsonFlag = False) -> None:
     """List deployed services."""
-    result = _call(home, "Auth.Deployments.List", {})
+    result = _call(home, "Auth.Deployments.List", {}, as_json)
     if as_json:
         emit_json([_deployment_json(d) for d in result.deployments])
         return
@@ -173,11 +188,11 @@ def show(
     as_json: JsonFlag = False,
 ) -> None:
     """Show one deployment: its instances, their liveness (heartbeats) and live connections."""
-    got = _call(home, "Auth.Deployments.Get", {"name": name})
+    got = _call(home, "Auth.Deployments.Get", {"name": name}, as_json)
     deployment = got.deployment
     connections = []
     for key in deployment.instance_keys:
-        listed = _call(home, "Auth.Connections.List", {"sessionKey": key})
+        listed = _call(home, "Auth.Connections.List", {"sessionKey": key}, as_json)
         connections.extend(listed.connections)
     if as_json:
         emit_json(
@@ -203,7 +218,7 @@ def show(
 
 
 def _toggle(rpc: str, verb: str, name: str, home: Path, as_json: bool) -> None:
-    result = _call(home, rpc, {"name": name})
+    result = _call(home, rpc, {"name": name}, as_json)
     if not as_json:
         out.print(f"[green]{verb}[/] {name}")
     _show(result.deployment, as_json)
@@ -236,7 +251,7 @@ def remove(
     as_json: JsonFlag = False,
 ) -> None:
     """Remove a service (its KV buckets and streams are kept; delete them deliberately)."""
-    _call(home, "Auth.Deployments.Remove", {"name": name})
+    _call(home, "Auth.Deployments.Remove", {"name": name}, as_json)
     if as_json:
         emit_json({"removed": name})
     else:
@@ -251,7 +266,9 @@ def add_key(
     as_json: JsonFlag = False,
 ) -> None:
     """Authorize another instance key for a service (replicas share its queue groups)."""
-    info = _call(home, "Auth.ServiceInstances.Provision", {"name": name, "instanceKey": public_key})
+    info = _call(
+        home, "Auth.ServiceInstances.Provision", {"name": name, "instanceKey": public_key}, as_json
+    )
     if as_json:
         emit_json(info.model_dump(mode="json", by_alias=True))
     else:
@@ -266,7 +283,7 @@ def remove_key(
     as_json: JsonFlag = False,
 ) -> None:
     """Revoke one instance key of a service (its connections are kicked)."""
-    _call(home, "Auth.ServiceInstances.Remove", {"name": name, "instanceKey": public_key})
+    _call(home, "Auth.ServiceInstances.Remove", {"name": name, "instanceKey": public_key}, as_json)
     if as_json:
         emit_json({"removed": public_key})
     else:

@@ -41,18 +41,23 @@ def add(
     home: HomeOption = DEFAULT_HOME,
     as_json: JsonFlag = False,
 ) -> None:
-    """Register a client session key with its contract and initial capabilities."""
+    """Register a client session key with its contract and initial capabilities.
+
+    Capabilities are namespaced by contract id (inventory::items.read); those no installed
+    contract declares are refused.  Run it again with the same key to register a changed
+    contract: the grants it holds are kept.
+    """
     payload = {
         "id": user_id,
         "sessionKey": public_key,
         "contract": _manifest(contract),
         "capabilities": grant or [],
     }
-    _print(_call(home, "Auth.Users.Create", payload), as_json)
+    _print(_call(home, "Auth.Users.Create", payload, as_json), as_json)
 
 
 def _update(user_id: str, change: dict[str, Any], home: Path, as_json: bool) -> None:
-    _print(_call(home, "Auth.Users.Update", {"id": user_id, **change}), as_json)
+    _print(_call(home, "Auth.Users.Update", {"id": user_id, **change}, as_json), as_json)
 
 
 @app.command("grant")
@@ -92,7 +97,7 @@ def enable(user_id: UserArg, home: HomeOption = DEFAULT_HOME, as_json: JsonFlag 
 @app.command("list")
 def list_(home: HomeOption = DEFAULT_HOME, as_json: JsonFlag = False) -> None:
     """List registered users."""
-    users = _call(home, "Auth.Users.List", {}).users
+    users = _call(home, "Auth.Users.List", {}, as_json).users
     if as_json:
         emit_json([u.model_dump(mode="json", by_alias=True) for u in users])
         return

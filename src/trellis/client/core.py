@@ -14,6 +14,7 @@ from pathlib import Path
 from trellis.auth import SessionKey
 from trellis.bootstrap import ConnectError, bootstrap_client, connect_bootstrapped
 from trellis.contracts import Contract
+from trellis.discovery import resolve_trellis_url
 from trellis.participant import Participant
 from trellis.result import Err
 
@@ -31,15 +32,18 @@ async def connect_client(
     contract: Contract,
     *,
     session: SessionKey | str | Path,
-    trellis_url: str,
+    trellis_url: str | None = None,
     timeout: float = 10.0,
 ) -> TrellisClient:
     """Connect a registered ``cli``/``app``/``agent`` session; raises ``ConnectError``.
 
-    ``session`` is a ``SessionKey`` or the path of its seed file.
+    ``session`` is a ``SessionKey`` or the path of its seed file; ``trellis_url`` defaults
+    as ``resolve_trellis_url`` says (``TRELLIS_URL``, then ``$TRELLIS_HOME/runtime.json``).
     """
     key = session if isinstance(session, SessionKey) else SessionKey.load(session)
-    booted = await bootstrap_client(trellis_url, key, contract.digest, timeout=timeout)
+    booted = await bootstrap_client(
+        resolve_trellis_url(trellis_url), key, contract.digest, timeout=timeout
+    )
     if isinstance(booted, Err):
         raise ConnectError(booted.error)
     info = booted.value

@@ -32,6 +32,7 @@ from trellis.runtime.install import Installer
 from trellis.runtime.permissions import required_user_capabilities
 from trellis.runtime.rpcs import mount_auth, mount_core, mount_users
 from trellis.runtime.state import ControlPlane
+from trellis.runtime.users import Users
 from trellis.service.rpc import RpcServer
 
 __all__ = ["RUNTIME_CONTRACTS", "Runtime"]
@@ -132,7 +133,7 @@ class Runtime:
         self.health = HealthMonitor(cp, nc)
         await self.health.start()
         mount_auth(auth, cp, installer, tracker, self.principals.get, self.health, self._clock)
-        mount_users(auth, installer, tracker)
+        mount_users(auth, Users(cp, installer), tracker)
         for server in (core, auth):
             await server.start()
             self._servers.append(server)

@@ -5,7 +5,8 @@
 connect tokens carry a server-relative ``iat``), where NATS is, the shared deny-all sentinel
 credentials it connects with, and its resource bindings.  Refusals are typed:
 ``iat_out_of_range`` and ``invalid_signature`` (400), ``unknown_service`` (404),
-``service_disabled`` (403), ``contract_changed`` (409).
+``service_disabled`` (403), ``contract_changed`` (409; the message names the command that
+fixes the mismatch).
 """
 
 from __future__ import annotations
@@ -120,8 +121,7 @@ def create_app(
             return refuse(
                 409,
                 "contract_changed",
-                f"deployment {principal.name!r} has {principal.contract_id} "
-                f"digest {principal.contract_digest} installed",
+                _service_mismatch(principal, req.contract_id, req.contract_digest),
                 installed={
                     "contractId": principal.contract_id,
                     "digest": principal.contract_digest,
@@ -171,8 +171,10 @@ def create_app(
             return refuse(
                 409,
                 "contract_changed",
-                f"user {principal.name!r} is registered with {principal.contract_id} "
-                f"digest {principal.contract_digest}",
+                f"the client's contract (digest {req.contract_digest}) is not the one "
+                f"registered for user {principal.name!r} ({principal.contract_id} digest "
+                f"{principal.contract_digest}): register it again with `trellis user add "
+                f"{principal.name} -c <contract> -k {principal.session_key}` (grants are kept)",
             )
         return JSONResponse(
             {
@@ -183,3 +185,19 @@ def create_app(
         )
 
     return app
+
+
+def _service_mismatch(principal: Principal, contract_id: str, digest: str) -> str:
+    """Why a service's contract does not match its deployment, and the command that fixes it."""
+    name = principal.name
+    if principal.contract_id != contract_id:
+        return (
+            f"this key belongs to deployment {name!r}, which implements "
+            f"{principal.contract_id}, not {contract_id}: install {contract_id} with its own "
+            f"key (`trellis service install <contract> --name <name> --public-key <key>`)"
+        )
+    return (
+        f"contract {contract_id} is installed for deployment {name!r} with digest "
+        f"{principal.contract_digest}, this service has {digest}: run "
+        f"`trellis service upgrade <contract> --name {name}` (or start the installed version)"
+    )

@@ -16,6 +16,7 @@ from trellis.runtime.connections import ConnectionTracker
 from trellis.runtime.health import HealthMonitor
 from trellis.runtime.install import Installer, InstallError
 from trellis.runtime.state import ControlPlane
+from trellis.runtime.users import Users
 from trellis.service.rpc import RequestContext, RpcServer
 
 __all__ = ["mount_auth", "mount_core", "mount_users"]
@@ -252,23 +253,20 @@ def _admin_action(
     return handler
 
 
-def mount_users(server: RpcServer, installer: Installer, tracker: ConnectionTracker) -> None:
+def mount_users(server: RpcServer, users: Users, tracker: ConnectionTracker) -> None:
     """Registered participant sessions (CLIs, scripts, apps) and their capability grants."""
 
     async def get_user(req: b.UserGetInput, _: RequestContext) -> Any:
-        found = next((p for p in await installer.users() if p.name == req.id), None)
+        found = await users.get(req.id)
         if found is None:
             raise InstallError("not_found", f"no user named {req.id!r}")
         return _user(found)
 
     async def create_user(req: b.UserCreateInput, _: RequestContext) -> Any:
-        principal = await installer.create_user(
-            req.id, req.session_key, req.contract, req.capabilities
-        )
-        return _user(principal)
+        return _user(await users.create(req.id, req.session_key, req.contract, req.capabilities))
 
     async def update_user(req: b.UserUpdateInput, _: RequestContext) -> Any:
-        principal = await installer.update_user(
+        principal = await users.update(
             req.id,
             active=req.active,
             capabilities=req.capabilities,
@@ -279,7 +277,7 @@ def mount_users(server: RpcServer, installer: Installer, tracker: ConnectionTrac
         return _user(principal)
 
     async def list_users(_req: b.Empty, _: RequestContext) -> Any:
-        return b.UserList(users=[_user(p) for p in await installer.users()])
+        return b.UserList(users=[_user(p) for p in await users.all()])
 
     for name, action in (
         ("Auth.Users.Get", get_user),

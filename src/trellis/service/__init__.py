@@ -1,7 +1,7 @@
 """Writing services: RPC handlers, events, KV handles (see ``core.py``)."""
 
 from trellis.bootstrap import ConnectError
-from trellis.events import EventMessage
+from trellis.events import EventMessage, SubscriptionRefused
 from trellis.service.core import TrellisService, connect_service
 from trellis.service.kv import KvEntry, KvHandle
 from trellis.service.rpc import RequestContext
@@ -12,6 +12,7 @@ __all__ = [
     "KvEntry",
     "KvHandle",
     "RequestContext",
+    "SubscriptionRefused",
     "TrellisService",
     "connect_service",
 ]

@@ -38,6 +38,7 @@ from trellis.bootstrap import (
 )
 from trellis.contracts import Contract
 from trellis.contracts.authoring import RpcSpec
+from trellis.discovery import resolve_trellis_url
 from trellis.events import EventConsumer, EventHandler
 from trellis.ids import now_iso, ulid
 from trellis.participant import NotInContract, Participant
@@ -286,16 +287,19 @@ async def connect_service(
     contract: Contract,
     *,
     session_key: SessionKey | str | Path,
-    trellis_url: str,
+    trellis_url: str | None = None,
     max_concurrency: int = 64,
 ) -> TrellisService:
     """Bootstrap and connect an installed service; raises ``ConnectError`` if refused.
 
     ``session_key`` is a ``SessionKey``, a seed file path, or ``env:VAR`` naming an
-    environment variable that holds the seed.
+    environment variable that holds the seed; ``trellis_url`` defaults as
+    ``resolve_trellis_url`` says (``TRELLIS_URL``, then ``$TRELLIS_HOME/runtime.json``).
     """
     key = _load_key(session_key)
-    booted = await bootstrap_service(trellis_url, key, contract.id, contract.digest)
+    booted = await bootstrap_service(
+        resolve_trellis_url(trellis_url), key, contract.id, contract.digest
+    )
     if isinstance(booted, Err):
         raise ConnectError(booted.error)
     info = booted.value
