@@ -192,9 +192,11 @@ async def connect_nats(
     sentinel_creds: Path | str | None = None,
     clock: Callable[[], float] = time.time,
     name: str | None = None,
+    reconnect: bool = True,
+    connect_timeout: float = 5.0,
 ) -> tuple[NatsClient, ErrorRelay]:
     """The NATS connection of a participant, NATS errors relayed to its RPC client once it
-    exists; raises ``ConnectError``."""
+    exists; raises ``ConnectError``.  ``reconnect=False`` suits one-shot commands."""
     relay = ErrorRelay()
     try:
         nc = await connect_participant(
@@ -206,6 +208,8 @@ async def connect_nats(
             clock=clock,
             name=name,
             on_error=relay,
+            max_reconnect_attempts=-1 if reconnect else 0,
+            connect_timeout=connect_timeout,
         )
     except Exception as exc:
         raise ConnectError(_nats_refusal(exc, servers)) from exc

@@ -201,12 +201,20 @@ async def connect_with_credentials(
     *,
     sentinel_creds: Path | str,
     name: str | None = None,
+    reconnect: bool = True,
+    connect_timeout: float = 5.0,
 ) -> Participant:
     """A participant started from a sentinel credentials file instead of the HTTP
-    bootstrap: how the ``trellis`` command's admin session (and the test kit) connect on the
-    deployment's own machine.  Raises ``ConnectError``."""
+    bootstrap: how the ``trellis`` command's admin session connects on the deployment's own
+    machine.  Raises ``ConnectError``."""
     nc, relay = await connect_nats(
-        servers, key, contract.digest, sentinel_creds=sentinel_creds, name=name
+        servers,
+        key,
+        contract.digest,
+        sentinel_creds=sentinel_creds,
+        name=name,
+        reconnect=reconnect,
+        connect_timeout=connect_timeout,
     )
     participant = Participant(contract, key, nc, time.time)
     relay.client = participant._rpc

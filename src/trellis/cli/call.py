@@ -28,6 +28,7 @@ from trellis.contracts.authoring import BUILTIN_REGISTRY
 from trellis.contracts.builtin import trellis_cli
 from trellis.discovery import TrellisUrlNotFound, resolve_trellis_url
 from trellis.loop import run
+from trellis.participant import Participant
 from trellis.result import Err, Result, TrellisError
 
 __all__ = ["call_cmd"]
@@ -121,7 +122,7 @@ def _admin_call(
 ) -> Result[Any, TrellisError]:
     _check_name(rpc, rpc_targets(trellis_cli), "the admin session (trellis.cli@v1)")
 
-    async def action(client: RpcClient) -> Result[Any, TrellisError]:
+    async def action(client: Participant) -> Result[Any, TrellisError]:
         return await client.call(rpc, body, timeout=timeout)
 
     return run(_with_admin(home, action))

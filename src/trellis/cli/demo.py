@@ -15,15 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nats.aio.client import Client as NatsClient
 from rich.table import Table
 
 from trellis.auth import SessionKey
-from trellis.calls import RpcClient, rpc_targets
 from trellis.cli.common import out
+from trellis.cli.service import admin_session
 from trellis.client import TrellisClient, connect_client
-from trellis.connection import connect_participant
-from trellis.contracts.builtin import trellis_cli
+from trellis.participant import Participant
 from trellis.result import Err, Ok, Result, TrellisError
 from trellis.runtime.bundle import Bundle
 from trellis.service import EventMessage, TrellisService, connect_service
@@ -40,14 +38,6 @@ class Step:
     detail: str
 
 
-async def _admin(bundle: Bundle) -> tuple[NatsClient, RpcClient]:
-    key = bundle.admin_key()
-    nc = await connect_participant(
-        bundle.config.nats.servers, key, trellis_cli.digest, sentinel_creds=bundle.sentinel_creds
-    )
-    return nc, RpcClient(nc, key, rpc_targets(trellis_cli))
-
-
 def _key(bundle: Bundle, name: str) -> SessionKey:
     path = bundle.directory / "demo" / f"{name}.seed"
     if path.exists():
@@ -58,7 +48,7 @@ def _key(bundle: Bundle, name: str) -> SessionKey:
 
 
 async def _ensure_installed(
-    admin: RpcClient, manifest: dict[str, Any], key: SessionKey
+    admin: Participant, manifest: dict[str, Any], key: SessionKey
 ) -> Result[Any, TrellisError]:
     payload = {"name": "inventory", "contract": manifest, "publicKey": key.public_key}
     result = await admin.call("Auth.Deployments.Create", payload)
@@ -68,7 +58,7 @@ async def _ensure_installed(
 
 
 async def _ensure_user(
-    admin: RpcClient, manifest: dict[str, Any], key: SessionKey, caps: list[str]
+    admin: Participant, manifest: dict[str, Any], key: SessionKey, caps: list[str]
 ) -> Result[Any, TrellisError]:
     created = await admin.call(
         "Auth.Users.Create",
@@ -108,7 +98,7 @@ async def run_demo(bundle: Bundle, *, emit: bool = True) -> dict[str, Any]:
 
     if emit:
         out.print("\n[bold]Demo[/]: the inventory service and a CLI client, through the real stack")
-    admin_nc, admin = await _admin(bundle)
+    admin = await admin_session(bundle, one_shot=False)
     service: TrellisService | None = None
     client: TrellisClient | None = None
     try:
@@ -227,7 +217,6 @@ async def run_demo(bundle: Bundle, *, emit: bool = True) -> dict[str, Any]:
         if service is not None:
             await service.stop()
         await admin.close()
-        await admin_nc.close()
     return _summary(steps, emit)
 
 

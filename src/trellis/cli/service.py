@@ -13,13 +13,13 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from trellis.calls import RpcClient, rpc_targets
+from trellis.bootstrap import ConnectError
 from trellis.cli.common import JsonFlag, emit_json, err, fail, out
 from trellis.cli.loading import SourceError, load_manifest
-from trellis.connection import connect_participant
 from trellis.contracts import ContractError
 from trellis.contracts.builtin import trellis_cli
 from trellis.loop import run
+from trellis.participant import Participant, connect_with_credentials
 from trellis.result import Err, TrellisError
 from trellis.runtime.bundle import Bundle, BundleError
 
@@ -45,30 +45,32 @@ def _bundle(home: Path) -> Bundle:
         raise fail(f"{exc}. Run 'trellis dev' or 'trellis init' first, or pass --home.") from None
 
 
-async def _with_admin(home: Path, action: Callable[[RpcClient], Awaitable[T]]) -> T:
+async def admin_session(bundle: Bundle, *, one_shot: bool = True) -> Participant:
+    """The bundle's admin session (a ``trellis.cli@v1`` participant holding ``admin``)."""
+    return await connect_with_credentials(
+        trellis_cli,
+        bundle.admin_key(),
+        bundle.config.nats.servers,
+        sentinel_creds=bundle.sentinel_creds,
+        reconnect=not one_shot,
+        connect_timeout=3 if one_shot else 5,
+    )
+
+
+async def _with_admin(home: Path, action: Callable[[Participant], Awaitable[T]]) -> T:
     bundle = _bundle(home)
-    key = bundle.admin_key()
     try:
-        nc = await connect_participant(
-            bundle.config.nats.servers,
-            key,
-            trellis_cli.digest,
-            sentinel_creds=bundle.sentinel_creds,
-            max_reconnect_attempts=0,
-            connect_timeout=3,
-        )
-    except Exception as exc:
+        admin = await admin_session(bundle)
+    except ConnectError as exc:
         raise fail(
             f"cannot connect to Trellis at {bundle.nats_url} ({exc}). Is 'trellis dev' running?"
         ) from None
-    try:
-        return await action(RpcClient(nc, key, rpc_targets(trellis_cli)))
-    finally:
-        await nc.close()
+    async with admin:
+        return await action(admin)
 
 
 def _call(home: Path, name: str, payload: dict[str, Any], as_json: bool = False) -> Any:
-    async def action(client: RpcClient) -> Any:
+    async def action(client: Participant) -> Any:
         return await client.call(name, payload)
 
     result = run(_with_admin(home, action))
