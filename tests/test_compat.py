@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trellis.contracts import check_manifest
+from trellis.contracts import Manifest, check_manifest
 from trellis.contracts.compat import (
     Incompatibility,
     IncompatibleContractError,
@@ -137,6 +137,16 @@ def changed(edit: Callable[[Json], object]) -> Json:
     return m
 
 
+def compat(old: Json, new: Json) -> list[Incompatibility]:
+    """``check_compatible`` on the typed models of two JSON fixtures (shape checked only:
+    some fixtures are semantically broken on purpose)."""
+    return check_compatible(Manifest.model_validate(old), Manifest.model_validate(new))
+
+
+def assert_compat(old: Json, new: Json) -> None:
+    assert_compatible(Manifest.model_validate(old), Manifest.model_validate(new))
+
+
 def paths(problems: list[Incompatibility]) -> list[str]:
     return [p.path for p in problems]
 
@@ -146,8 +156,8 @@ def paths(problems: list[Incompatibility]) -> list[str]:
 
 def test_base_manifest_is_valid_and_compatible_with_itself() -> None:
     assert check_manifest(base()) == []
-    assert check_compatible(base(), base()) == []
-    assert_compatible(base(), base())
+    assert compat(base(), base()) == []
+    assert_compat(base(), base())
 
 
 def test_incompatibility_str_and_error() -> None:
@@ -155,9 +165,9 @@ def test_incompatibility_str_and_error() -> None:
     assert str(problem) == "rpc.Items.Get: removed"
     new = changed(lambda m: m.pop("rpc"))
     with pytest.raises(IncompatibleContractError) as info:
-        assert_compatible(base(), new)
+        assert_compat(base(), new)
     assert isinstance(info.value, ValueError)
-    assert info.value.problems == check_compatible(base(), new)
+    assert info.value.problems == compat(base(), new)
     assert info.value.contract_id == "inventory@v1"
     assert "rpc.Items.Get: removed" in str(info.value)
 
@@ -166,10 +176,10 @@ def test_docs_and_display_text_do_not_matter() -> None:
     def edit(m: Json) -> None:
         m["displayName"] = "Stock"
         m["description"] = "Something else."
-        m["rpc"]["Items.Get"]["docs"] = {"summary": "Fetch one item."}
+        m["rpc"]["Items.Get"]["docs"] = {"summary": "Fetch one item.", "markdown": "."}
         m["unknownKey"] = 1
 
-    assert check_compatible(base(), changed(edit)) == []
+    assert compat(base(), changed(edit)) == []
 
 
 # --- identity and kind -------------------------------------------------------------------
@@ -181,13 +191,13 @@ def test_different_id_is_one_problem() -> None:
         m["kind"] = "app"
         m.pop("rpc")
 
-    problems = check_compatible(base(), changed(edit))
+    problems = compat(base(), changed(edit))
     assert paths(problems) == ["id"]
     assert "inventory@v2" in problems[0].message
 
 
 def test_kind_change() -> None:
-    problems = check_compatible(base(), changed(lambda m: m.update(kind="agent")))
+    problems = compat(base(), changed(lambda m: m.update(kind="agent")))
     assert paths(problems) == ["kind"]
 
 
@@ -207,13 +217,13 @@ def test_new_rpc_is_compatible() -> None:
 
     new = changed(edit)
     assert check_manifest(new) == []
-    assert check_compatible(base(), new) == []
+    assert compat(base(), new) == []
 
 
 @pytest.mark.parametrize("section", ["rpc", "operations", "events", "feeds"])
 def test_removed_surface(section: str) -> None:
     name = next(iter(base()[section]))
-    problems = check_compatible(base(), changed(lambda m: m[section].pop(name)))
+    problems = compat(base(), changed(lambda m: m[section].pop(name)))
     assert paths(problems) == [f"{section}.{name}"]
     assert "removed" in problems[0].message
 
@@ -222,7 +232,7 @@ def test_changed_subject() -> None:
     def edit(m: Json) -> None:
         m["rpc"]["Items.Get"]["subject"] = "rpc.v1.Items.Fetch"
 
-    problems = check_compatible(base(), changed(edit))
+    problems = compat(base(), changed(edit))
     assert paths(problems) == ["rpc.Items.Get.subject"]
     assert "rpc.v1.Items.Fetch" in problems[0].message
 
@@ -231,7 +241,7 @@ def test_changed_version() -> None:
     def edit(m: Json) -> None:
         m["events"]["Items.Created"]["version"] = "v2"
 
-    assert paths(check_compatible(base(), changed(edit))) == ["events.Items.Created.version"]
+    assert paths(compat(base(), changed(edit))) == ["events.Items.Created.version"]
 
 
 def test_subject_taken_over_by_another_surface() -> None:
@@ -240,7 +250,7 @@ def test_subject_taken_over_by_another_surface() -> None:
     def edit(m: Json) -> None:
         m["rpc"]["Items.Fetch"] = m["rpc"].pop("Items.Get")
 
-    problems = check_compatible(base(), changed(edit))
+    problems = compat(base(), changed(edit))
     assert sorted(paths(problems)) == ["rpc.Items.Fetch.subject", "rpc.Items.Get"]
     collision = next(p for p in problems if p.path == "rpc.Items.Fetch.subject")
     assert "rpc.Items.Get" in collision.message
@@ -257,7 +267,7 @@ def test_event_template_subjects_collide_after_wildcarding() -> None:
             "event": {"schema": "ItemCreated"},
         }
 
-    problems = check_compatible(base(), changed(edit))
+    problems = compat(base(), changed(edit))
     assert paths(problems) == ["events.Items.Added.subject"]
     assert "events.v1.Items.Created.*" in problems[0].message
     assert "events.Items.Created (old)" in problems[0].message
@@ -267,7 +277,7 @@ def test_changed_capabilities() -> None:
     def edit(m: Json) -> None:
         m["rpc"]["Items.Get"]["capabilities"]["call"] = ["inventory::items.write"]
 
-    problems = check_compatible(base(), changed(edit))
+    problems = compat(base(), changed(edit))
     assert paths(problems) == ["rpc.Items.Get.capabilities"]
 
 
@@ -277,14 +287,14 @@ def test_reordered_capabilities_and_errors_are_the_same() -> None:
         method["capabilities"]["call"] = ["admin", "inventory::items.read", "admin"]
         method["errors"] = [{"type": "ValidationError"}, {"type": "ItemNotFound"}]
 
-    assert check_compatible(base(), changed(edit)) == []
+    assert compat(base(), changed(edit)) == []
 
 
 def test_changed_errors() -> None:
     def edit(m: Json) -> None:
         m["rpc"]["Items.Get"]["errors"] = [{"type": "ItemNotFound"}]
 
-    assert paths(check_compatible(base(), changed(edit))) == ["rpc.Items.Get.errors"]
+    assert paths(compat(base(), changed(edit))) == ["rpc.Items.Get.errors"]
 
 
 def test_changed_event_params_and_operation_cancel() -> None:
@@ -293,7 +303,7 @@ def test_changed_event_params_and_operation_cancel() -> None:
         m["events"]["Items.Created"]["params"] = ["/id"]
         m["operations"]["Items.Import"]["cancel"] = False
 
-    problems = check_compatible(base(), changed(edit))
+    problems = compat(base(), changed(edit))
     assert sorted(paths(problems)) == [
         "events.Items.Created.params",
         "events.Items.Created.subject",
@@ -305,7 +315,7 @@ def test_removed_operation_signal() -> None:
     def edit(m: Json) -> None:
         del m["operations"]["Items.Import"]["signals"]
 
-    problems = check_compatible(base(), changed(edit))
+    problems = compat(base(), changed(edit))
     assert paths(problems) == ["operations.Items.Import.signals.pause"]
 
 
@@ -313,7 +323,7 @@ def test_added_progress_schema_reference() -> None:
     def edit(m: Json) -> None:
         m["operations"]["Items.Import"]["progress"] = {"schema": "ImportDone"}
 
-    problems = check_compatible(base(), changed(edit))
+    problems = compat(base(), changed(edit))
     assert paths(problems) == ["operations.Items.Import.progress"]
     assert "added" in problems[0].message
 
@@ -322,7 +332,7 @@ def test_capability_used_by_a_kept_surface_must_stay_declared() -> None:
     def edit(m: Json) -> None:
         del m["capabilities"]["inventory::items.read"]
 
-    problems = check_compatible(base(), changed(edit))
+    problems = compat(base(), changed(edit))
     assert paths(problems) == ["capabilities.inventory::items.read"]
     assert "rpc.Items.Get" in problems[0].message
     assert "feeds.Items.Watch" in problems[0].message
@@ -335,7 +345,7 @@ def test_capability_of_a_removed_surface_may_go() -> None:
         del m["capabilities"]["inventory::items.write"]
         del m["operations"]
 
-    assert paths(check_compatible(base(), changed(edit))) == ["operations.Items.Import"]
+    assert paths(compat(base(), changed(edit))) == ["operations.Items.Import"]
 
 
 # --- schemas through surfaces ------------------------------------------------------------
@@ -345,7 +355,7 @@ def test_new_optional_property_on_open_object_is_compatible() -> None:
     def edit(m: Json) -> None:
         m["schemas"]["Item"]["properties"]["category"] = STR
 
-    assert check_compatible(base(), changed(edit)) == []
+    assert compat(base(), changed(edit)) == []
 
 
 def test_new_required_property_is_incompatible() -> None:
@@ -353,7 +363,7 @@ def test_new_required_property_is_incompatible() -> None:
         m["schemas"]["GetItem"]["properties"]["tenant"] = STR
         m["schemas"]["GetItem"]["required"].append("tenant")
 
-    problems = check_compatible(base(), changed(edit))
+    problems = compat(base(), changed(edit))
     assert paths(problems) == ["rpc.Items.Get.input"]
     assert "'tenant'" in problems[0].message
     assert "GetItem" in problems[0].message
@@ -363,7 +373,7 @@ def test_property_type_change_is_incompatible() -> None:
     def edit(m: Json) -> None:
         m["schemas"]["Item"]["properties"]["name"] = INT
 
-    problems = check_compatible(base(), changed(edit))
+    problems = compat(base(), changed(edit))
     assert paths(problems) == ["rpc.Items.Get.output"]
     assert "/properties/name" in problems[0].message
 
@@ -373,13 +383,13 @@ def test_closed_object_cannot_gain_a_property() -> None:
         m["schemas"]["Watch"]["additionalProperties"] = False
 
     # closing an object while keeping its properties merges
-    assert check_compatible(base(), changed(edit)) == []
+    assert compat(base(), changed(edit)) == []
 
     def edit_more(m: Json) -> None:
         edit(m)
         m["schemas"]["Watch"]["properties"]["limit"] = INT
 
-    problems = check_compatible(changed(edit), changed(edit_more))
+    problems = compat(changed(edit), changed(edit_more))
     assert paths(problems) == ["feeds.Items.Watch.input"]
     assert "closed" in problems[0].message
 
@@ -389,7 +399,7 @@ def test_renamed_schema_reference_that_merges_is_fine() -> None:
         m["schemas"]["ItemV2"] = obj({"id": STR, "name": STR, "note": STR}, ["id", "name"])
         m["rpc"]["Items.Get"]["output"] = {"schema": "ItemV2"}
 
-    assert check_compatible(base(), changed(edit)) == []
+    assert compat(base(), changed(edit)) == []
 
 
 def test_same_named_schema_must_merge_even_when_referenced_elsewhere() -> None:
@@ -407,7 +417,7 @@ def test_same_named_schema_must_merge_even_when_referenced_elsewhere() -> None:
             "output": {"schema": "Item"},
         }
 
-    problems = check_compatible(base(), changed(edit))
+    problems = compat(base(), changed(edit))
     assert paths(problems) == ["schemas.Item"]
 
 
@@ -415,7 +425,7 @@ def test_missing_schema_is_reported() -> None:
     def edit(m: Json) -> None:
         m["rpc"]["Items.Get"]["input"] = {"schema": "Nowhere"}
 
-    problems = check_compatible(base(), changed(edit))
+    problems = compat(base(), changed(edit))
     assert paths(problems) == ["rpc.Items.Get.input"]
     assert "not defined in the new manifest" in problems[0].message
 
@@ -424,7 +434,7 @@ def test_error_data_schema_must_merge() -> None:
     def edit(m: Json) -> None:
         m["schemas"]["NotFoundData"]["properties"]["item_id"] = INT
 
-    assert paths(check_compatible(base(), changed(edit))) == ["errors.ItemNotFound.schema"]
+    assert paths(compat(base(), changed(edit))) == ["errors.ItemNotFound.schema"]
 
 
 # --- jobs --------------------------------------------------------------------------------
@@ -437,7 +447,7 @@ def test_job_settings() -> None:
         job["concurrency"] = 1  # the default written out: unchanged
         job["result"] = {"schema": "ImportDone"}
 
-    problems = check_compatible(base(), changed(edit))
+    problems = compat(base(), changed(edit))
     assert sorted(paths(problems)) == ["jobs.reindex.maxDeliver", "jobs.reindex.result"]
 
 
@@ -446,7 +456,7 @@ def test_job_payload_must_merge_and_new_queue_is_fine() -> None:
         m["schemas"]["Reindex"]["properties"]["full"] = STR
         m["jobs"]["compact"] = {"payload": {"schema": "Pause"}}
 
-    assert paths(check_compatible(base(), changed(edit))) == ["jobs.reindex.payload"]
+    assert paths(compat(base(), changed(edit))) == ["jobs.reindex.payload"]
 
 
 # --- resources ---------------------------------------------------------------------------
@@ -462,7 +472,7 @@ def test_raised_limits_and_new_aliases_are_compatible() -> None:
         res["streams"]["audit"]["subjects"].append("audit2.>")
         res["kv"]["sessions"] = {"purpose": "Sessions", "schema": {"schema": "Pause"}}
 
-    problems = check_compatible(base(), changed(edit))
+    problems = compat(base(), changed(edit))
     assert paths(problems) == ["resources.kv.items.maxValueBytes"]
 
 
@@ -472,7 +482,7 @@ def test_removed_and_renamed_aliases() -> None:
         del res["store"]
         res["kv"]["records"] = res["kv"].pop("items")
 
-    problems = check_compatible(base(), changed(edit))
+    problems = compat(base(), changed(edit))
     assert sorted(paths(problems)) == ["resources.kv.items", "resources.store.blobs"]
 
 
@@ -483,7 +493,7 @@ def test_shrunk_ttl_and_history() -> None:
         m["resources"]["kv"]["items"].update(history=2, ttlMs=60_000)
         m["resources"]["store"]["blobs"]["ttlMs"] = 1
 
-    problems = check_compatible(old, changed(edit))
+    problems = compat(old, changed(edit))
     assert sorted(paths(problems)) == [
         "resources.kv.items.history",
         "resources.kv.items.ttlMs",
@@ -492,8 +502,8 @@ def test_shrunk_ttl_and_history() -> None:
     ttl = next(p for p in problems if p.path == "resources.kv.items.ttlMs")
     assert "no limit" in ttl.message
     # the other way round every limit grows: a zero TTL means "no expiry"
-    assert check_compatible(changed(edit), old) == []
-    shrunk = check_compatible(changed(edit), base())
+    assert compat(changed(edit), old) == []
+    shrunk = compat(changed(edit), base())
     assert shrunk == [Incompatibility("resources.kv.items.history", "shrank from 2 to 1")]
 
 
@@ -501,7 +511,7 @@ def test_kv_schema_must_merge() -> None:
     def edit(m: Json) -> None:
         m["schemas"]["ItemRecord"]["properties"]["quantity"] = STR
 
-    assert paths(check_compatible(base(), changed(edit))) == ["resources.kv.items.schema"]
+    assert paths(compat(base(), changed(edit))) == ["resources.kv.items.schema"]
 
 
 def test_stream_changes() -> None:
@@ -511,7 +521,7 @@ def test_stream_changes() -> None:
         stream["retention"] = "workqueue"
         stream["maxAgeMs"] = 1000
 
-    problems = check_compatible(base(), changed(edit))
+    problems = compat(base(), changed(edit))
     assert sorted(paths(problems)) == [
         "resources.streams.audit.maxAgeMs",
         "resources.streams.audit.retention",
@@ -527,7 +537,7 @@ def test_every_problem_is_reported() -> None:
         m["schemas"]["GetItem"]["required"] = []
         del m["resources"]["kv"]
 
-    problems = check_compatible(base(), changed(edit))
+    problems = compat(base(), changed(edit))
     assert sorted(paths(problems)) == [
         "events.Items.Created",
         "kind",
@@ -662,7 +672,7 @@ def manifests(draw: st.DrawFn) -> Json:
 @settings(max_examples=150, deadline=None)
 @given(manifests())
 def test_a_manifest_is_compatible_with_itself(m: Json) -> None:
-    assert check_compatible(m, copy.deepcopy(m)) == []
+    assert compat(m, copy.deepcopy(m)) == []
 
 
 @settings(max_examples=150, deadline=None)
@@ -677,7 +687,7 @@ def test_adding_an_unrelated_rpc_keeps_compatibility(m: Json, input_: Any, outpu
         "input": {"schema": "ZzExtraInput"},
         "output": {"schema": "ZzExtraOutput"},
     }
-    assert check_compatible(m, new) == []
+    assert compat(m, new) == []
 
 
 @settings(max_examples=200, deadline=None)

@@ -51,7 +51,7 @@ def test_emitted_manifests_validate_against_the_upstream_schema() -> None:
 
 
 def test_emitted_manifests_pass_our_own_checks_and_digest_stably() -> None:
-    known = {c.id: c.manifest for c in BUILTIN_CONTRACTS.values()}
+    known = {c.id: c.model for c in BUILTIN_CONTRACTS.values()}
     for manifest in emitted_manifests():
         assert check_manifest(manifest, known) == []
         assert contract_digest(json.loads(json.dumps(manifest))) == contract_digest(manifest)
@@ -275,7 +275,7 @@ def test_capability_namespace_rules() -> None:
 
 
 def test_uses_must_name_existing_surfaces_and_aliases_must_be_unique() -> None:
-    known = {c.id: c.manifest for c in BUILTIN_CONTRACTS.values()}
+    known = {c.id: c.model for c in BUILTIN_CONTRACTS.values()}
     uses = {
         "required": {"core": {"contract": "trellis.core@v1", "rpc": {"call": ["Trellis.Nope"]}}},
         "optional": {"core": {"contract": "trellis.core@v1"}},

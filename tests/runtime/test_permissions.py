@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
+from trellis.contracts import Manifest, check_manifest
 from trellis.runtime.permissions import (
     AUTH_VALIDATE_SUBJECT,
     REASON_INSUFFICIENT_PERMISSIONS,
@@ -41,7 +43,7 @@ from trellis.runtime.permissions import (
     subject_matches,
 )
 
-Manifest = dict[str, Any]
+Json = dict[str, Any]
 
 SESSION_KEY = "AbCdEfGhIjKlMnOp_rest-of-the-43-char-key-xx"
 INBOX = "_INBOX.AbCdEfGhIjKlMnOp"
@@ -78,7 +80,7 @@ def event(
     }
 
 
-def contract(cid: str, kind: str = "service", **sections: Any) -> Manifest:
+def contract(cid: str, kind: str = "service", **sections: Any) -> Json:
     return {
         "format": "trellis.contract.v1",
         "id": cid,
@@ -130,29 +132,42 @@ AUTH = contract(
         "Auth.Users.List": rpc("Auth.Users.List", ["admin"]),
     },
 )
-ACTIVE: dict[str, Manifest] = {c["id"]: c for c in (BILLING, HEALTH, AUTH)}
+ACTIVE: dict[str, Json] = {c["id"]: c for c in (BILLING, HEALTH, AUTH)}
 
 
-def service(**sections: Any) -> Manifest:
+def service(**sections: Any) -> Json:
     return contract("orders@v1", "service", **sections)
 
 
+def model(manifest: Json) -> Manifest:
+    """The typed manifest (shape only: these fixtures leave schemas out on purpose)."""
+    return Manifest.model_validate(manifest)
+
+
+def models(active: Mapping[str, Json]) -> dict[str, Manifest]:
+    return {cid: model(m) for cid, m in active.items()}
+
+
 def derive_svc(
-    manifest: Manifest,
+    manifest: Json,
     caps: set[str] | None = None,
     bindings: ServiceBindings | None = None,
-    active: Mapping[str, Manifest] = ACTIVE,
+    active: Mapping[str, Json] = ACTIVE,
 ) -> DerivedPermissions:
     return derive_service_permissions(
-        manifest, active, capabilities=caps or set(), session_key=SESSION_KEY, bindings=bindings
+        model(manifest),
+        models(active),
+        capabilities=caps or set(),
+        session_key=SESSION_KEY,
+        bindings=bindings,
     )
 
 
 def derive_usr(
-    manifest: Manifest, caps: set[str] | None = None, active: Mapping[str, Manifest] = ACTIVE
+    manifest: Json, caps: set[str] | None = None, active: Mapping[str, Json] = ACTIVE
 ) -> DerivedPermissions:
     return derive_user_permissions(
-        manifest, active, capabilities=caps or set(), session_key=SESSION_KEY
+        model(manifest), models(active), capabilities=caps or set(), session_key=SESSION_KEY
     )
 
 
@@ -707,31 +722,28 @@ def test_event_subject_injection_is_refused(bad_subject: str) -> None:
     ],
 )
 def test_malformed_manifest_sections_are_refused(sections: dict[str, Any], where: str) -> None:
-    with pytest.raises(PermissionDerivationError) as info:
-        derive_svc(service(**sections))
-    assert info.value.reason == REASON_INVALID_MANIFEST
-    assert where in str(info.value)
+    """Derivation reads the typed model, so a malformed section never reaches it."""
+    with pytest.raises(ValidationError):
+        model(service(**sections))
+    assert any(where in str(p) for p in check_manifest(service(**sections)))
 
 
 def test_string_capability_list_on_target_is_refused() -> None:
     """A bare string would otherwise be iterated character by character."""
     evil = contract("evil@v1", rpc={"A": {**rpc("A"), "capabilities": {"call": "admin"}}})
-    m = service(uses={"required": {"e": use("evil@v1", ["A"])}})
-    with pytest.raises(PermissionDerivationError) as info:
-        derive_svc(m, active={**ACTIVE, "evil@v1": evil})
-    assert info.value.reason == REASON_INVALID_MANIFEST
+    with pytest.raises(ValidationError, match=r"rpc\.A\.capabilities\.call"):
+        model(evil)
 
 
 def test_manifest_without_id_is_refused() -> None:
-    with pytest.raises(PermissionDerivationError) as info:
-        derive_svc({"kind": "service"})
-    assert info.value.reason == REASON_INVALID_MANIFEST
+    with pytest.raises(ValidationError, match="id"):
+        model({"kind": "service"})
 
 
 # --------------------------------------------------------------------------- user sessions
 
 
-def app(**sections: Any) -> Manifest:
+def app(**sections: Any) -> Json:
     return contract("console@v1", "app", **sections)
 
 
@@ -791,7 +803,10 @@ def test_user_session_requires_every_capability(caps: set[str], missing: tuple[s
 
 
 def test_required_user_capabilities() -> None:
-    assert required_user_capabilities(APP, ACTIVE) == ("billing::invoices.read", "console::click")
+    assert required_user_capabilities(model(APP), models(ACTIVE)) == (
+        "billing::invoices.read",
+        "console::click",
+    )
 
 
 @pytest.mark.parametrize("kind", ["app", "agent", "cli", "device"])
@@ -799,7 +814,7 @@ def test_user_kinds(kind: str) -> None:
     m = contract(
         "x@v1", kind, uses={"required": {"auth": use("trellis.auth@v1", ["Auth.Sessions.Me"])}}
     )
-    got = derive_permissions(m, ACTIVE, capabilities=[], session_key=SESSION_KEY)
+    got = derive_permissions(model(m), models(ACTIVE), capabilities=[], session_key=SESSION_KEY)
     assert got.session == "user"
     assert got.publish == ("rpc.v1.Auth.Sessions.Me",)
 
@@ -817,33 +832,40 @@ def test_user_derivation_refuses_service_kind() -> None:
 
 
 def test_dispatch() -> None:
-    svc = derive_permissions(service(), ACTIVE, capabilities=[], session_key=SESSION_KEY)
+    active, app_model = models(ACTIVE), model(APP)
+    svc = derive_permissions(model(service()), active, capabilities=[], session_key=SESSION_KEY)
     assert svc.session == "service"
     assert svc.resp_max == SERVICE_RESP_MAX
-    usr = derive_permissions(APP, ACTIVE, capabilities=APP_CAPS, session_key=SESSION_KEY)
+    usr = derive_permissions(app_model, active, capabilities=APP_CAPS, session_key=SESSION_KEY)
     assert usr == derive_usr(APP, APP_CAPS)
     with pytest.raises(PermissionDerivationError) as info:
         derive_permissions(
-            APP, ACTIVE, capabilities=APP_CAPS, session_key=SESSION_KEY, bindings=ServiceBindings()
+            app_model,
+            active,
+            capabilities=APP_CAPS,
+            session_key=SESSION_KEY,
+            bindings=ServiceBindings(),
         )
     assert info.value.reason == REASON_INVALID_BINDING
-    with pytest.raises(PermissionDerivationError) as info:
-        derive_permissions(
-            contract("x@v1", "robot"), ACTIVE, capabilities=[], session_key=SESSION_KEY
-        )
-    assert info.value.reason == REASON_INVALID_MANIFEST
+    with pytest.raises(ValidationError, match="kind"):
+        model(contract("x@v1", "robot"))
 
 
 def test_capabilities_as_bare_string_is_a_type_error() -> None:
+    active = models(ACTIVE)
     with pytest.raises(TypeError):
-        derive_service_permissions(service(), ACTIVE, capabilities="admin", session_key=SESSION_KEY)
+        derive_service_permissions(
+            model(service()), active, capabilities="admin", session_key=SESSION_KEY
+        )
     with pytest.raises(TypeError):
-        derive_user_permissions(APP, ACTIVE, capabilities="admin", session_key=SESSION_KEY)
+        derive_user_permissions(model(APP), active, capabilities="admin", session_key=SESSION_KEY)
 
 
 def test_bad_session_key_is_refused_by_derivation() -> None:
     with pytest.raises(PermissionDerivationError) as info:
-        derive_service_permissions(service(), ACTIVE, capabilities=[], session_key="*.>")
+        derive_service_permissions(
+            model(service()), models(ACTIVE), capabilities=[], session_key="*.>"
+        )
     assert info.value.reason == REASON_INVALID_SESSION_KEY
 
 
@@ -856,7 +878,7 @@ _params = st.lists(st.sampled_from(["/id", "/region", "/a.b"]), max_size=2)
 
 
 @st.composite
-def target_contract(draw: st.DrawFn, cid: str) -> Manifest:
+def target_contract(draw: st.DrawFn, cid: str) -> Json:
     ns = cid.split("@")[0].capitalize()
     rpcs = {
         n: rpc(f"{ns}.{n}", draw(_caps))
@@ -873,7 +895,7 @@ _names = st.lists(st.sampled_from([*NAMES, "Missing"]), max_size=4)
 
 
 @st.composite
-def scenario(draw: st.DrawFn, kind: str = "service") -> tuple[Manifest, dict[str, Manifest]]:
+def scenario(draw: st.DrawFn, kind: str = "service") -> tuple[Json, dict[str, Json]]:
     targets = {cid: draw(target_contract(cid)) for cid in ("t1@v1", "t2@v1")}
     active = {cid: m for cid, m in targets.items() if draw(st.booleans())}
     required: dict[str, Any] = {}
@@ -899,7 +921,7 @@ def scenario(draw: st.DrawFn, kind: str = "service") -> tuple[Manifest, dict[str
 
 
 def _declared(
-    manifest: Manifest, active: Mapping[str, Manifest], held: set[str] | None = None
+    manifest: Json, active: Mapping[str, Json], held: set[str] | None = None
 ) -> tuple[set[str], set[str]]:
     """Reference model: the subjects a service holding ``held`` gets (None: every gate open)."""
 
@@ -932,7 +954,7 @@ def _declared(
 @settings(max_examples=200)
 @given(scenario(), _caps)
 def test_service_grants_stay_within_declared_subjects(
-    sc: tuple[Manifest, dict[str, Manifest]], caps: list[str]
+    sc: tuple[Json, dict[str, Json]], caps: list[str]
 ) -> None:
     manifest, active = sc
     got = derive_svc(manifest, set(caps), active=active)
@@ -953,7 +975,7 @@ def test_service_grants_stay_within_declared_subjects(
 @settings(max_examples=200)
 @given(scenario(), _caps, _caps)
 def test_adding_capabilities_never_removes_grants(
-    sc: tuple[Manifest, dict[str, Manifest]], caps: list[str], extra: list[str]
+    sc: tuple[Json, dict[str, Json]], caps: list[str], extra: list[str]
 ) -> None:
     manifest, active = sc
     small = derive_svc(manifest, set(caps), active=active)
@@ -969,11 +991,9 @@ def test_adding_capabilities_never_removes_grants(
 
 @settings(max_examples=200)
 @given(scenario(kind="app"), _caps)
-def test_user_grants_all_or_nothing(
-    sc: tuple[Manifest, dict[str, Manifest]], caps: list[str]
-) -> None:
+def test_user_grants_all_or_nothing(sc: tuple[Json, dict[str, Json]], caps: list[str]) -> None:
     manifest, active = sc
-    required = set(required_user_capabilities(manifest, active))
+    required = set(required_user_capabilities(model(manifest), models(active)))
     if required <= set(caps):
         got = derive_usr(manifest, set(caps), active=active)
         pub, sub = _declared(manifest, active)
@@ -1007,7 +1027,7 @@ def test_arbitrary_subjects_never_widen_grants(prefix: str, tail: str, where: st
         m = service(events={"X": {**event("X"), "subject": raw}})
     try:
         got = derive_svc(m)
-    except InvalidSubjectError:
+    except (InvalidSubjectError, ValidationError):  # refused by derivation or by the model
         return
     for p in (*got.publish, *got.subscribe):
         if p in (AUTH_VALIDATE_SUBJECT, f"{INBOX}.>"):

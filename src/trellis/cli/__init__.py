@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -15,7 +15,7 @@ from trellis.cli.common import JsonFlag, err, out
 from trellis.cli.common import emit_json as _emit_json
 from trellis.cli.common import fail as _fail
 from trellis.cli.loading import SourceError, load_contract_object, load_manifest
-from trellis.contracts import ContractError, check_manifest, contract_digest
+from trellis.contracts import ContractError, Manifest, Problem, contract_digest
 from trellis.contracts.builtin import BUILTIN_CONTRACTS
 
 app = typer.Typer(
@@ -101,10 +101,12 @@ def contract_build(
 @contract_app.command("digest")
 def contract_digest_cmd(source: SourceArg, as_json: JsonFlag = False) -> None:
     """Print the contract digest (what upstream runtimes compute for the same manifest)."""
-    manifest = _load_checked(source)
-    digest = contract_digest(manifest)
+    manifest, problems = _parse(source)
+    if manifest is None or problems:
+        raise _fail(str(ContractError(problems, manifest.id if manifest else None)), 1)
+    digest = contract_digest(manifest.dump())
     if as_json:
-        _emit_json({"id": manifest.get("id"), "digest": digest})
+        _emit_json({"id": manifest.id, "digest": digest})
     else:
         sys.stdout.write(digest + "\n")
 
@@ -112,21 +114,13 @@ def contract_digest_cmd(source: SourceArg, as_json: JsonFlag = False) -> None:
 @contract_app.command("check")
 def contract_check(source: SourceArg, as_json: JsonFlag = False) -> None:
     """List every problem in a contract; exit 1 when there is any."""
-    try:
-        manifest = load_manifest(source)
-    except SourceError as exc:
-        raise _fail(str(exc)) from None
-    except ContractError as exc:
-        problems = exc.problems
-        manifest = None
-    else:
-        known = {c.id: c.manifest for c in BUILTIN_CONTRACTS.values()}
-        problems = check_manifest(manifest, known)
+    manifest, problems = _parse(source)
+    digest = contract_digest(manifest.dump()) if manifest and not problems else None
     if as_json:
         _emit_json(
             {
                 "ok": not problems,
-                "digest": contract_digest(manifest) if manifest and not problems else None,
+                "digest": digest,
                 "problems": [{"path": p.path, "message": p.message} for p in problems],
             }
         )
@@ -138,25 +132,21 @@ def contract_check(source: SourceArg, as_json: JsonFlag = False) -> None:
             )
     else:
         assert manifest is not None
-        out.print(
-            f"[green]ok[/] {manifest['id']} digest {contract_digest(manifest)}", highlight=False
-        )
+        out.print(f"[green]ok[/] {manifest.id} digest {digest}", highlight=False)
     if problems:
         raise typer.Exit(1)
 
 
-def _load_checked(source: str) -> dict[str, Any]:
+def _parse(source: str) -> tuple[Manifest | None, list[Problem]]:
+    """The parsed manifest named on the command line and its problems (uses are checked
+    against the Trellis-owned contracts)."""
     try:
-        manifest = load_manifest(source)
+        data = load_manifest(source)
     except SourceError as exc:
         raise _fail(str(exc)) from None
     except ContractError as exc:
-        raise _fail(str(exc), 1) from None
-    known = {c.id: c.manifest for c in BUILTIN_CONTRACTS.values()}
-    problems = check_manifest(manifest, known)
-    if problems:
-        raise _fail(str(ContractError(problems, manifest.get("id"))), 1)
-    return manifest
+        return None, exc.problems
+    return Manifest.check(data, {c.id: c.model for c in BUILTIN_CONTRACTS.values()})
 
 
 @app.command("canonical")

@@ -23,7 +23,7 @@ from trellis.calls import DEFAULT_TIMEOUT, RpcClient, RpcTarget, rpc_targets
 from trellis.cli.common import JsonFlag, err, fail, out
 from trellis.cli.loading import SourceError, load_contract_object, load_manifest
 from trellis.cli.service import DEFAULT_HOME, HomeOption, _with_admin, refusal
-from trellis.contracts import Contract, ContractError, contract_digest
+from trellis.contracts import Contract, ContractError, Manifest, contract_digest
 from trellis.contracts.authoring import BUILTIN_REGISTRY
 from trellis.contracts.builtin import trellis_cli
 from trellis.discovery import TrellisUrlNotFound, resolve_trellis_url
@@ -140,9 +140,9 @@ def _session_call(
     try:
         key = SessionKey.load(seed)
         if source.endswith(".json"):
-            manifest = load_manifest(source)
+            manifest = Manifest.parse(load_manifest(source), _builtin_models())
             targets = _manifest_targets(manifest)
-            digest = contract_digest(manifest)
+            digest = contract_digest(manifest.dump())
         else:
             contract: Contract = load_contract_object(source)
             targets, digest = rpc_targets(contract), contract.digest
@@ -169,16 +169,19 @@ def _session_call(
     return run(call())
 
 
-def _manifest_targets(manifest: dict[str, Any]) -> dict[str, RpcTarget]:
+def _manifest_targets(manifest: Manifest) -> dict[str, RpcTarget]:
     """The RPCs a manifest file's ``uses`` may call: Trellis-owned ones as declared, others
     at their conventional subject (a file carries no models of the contracts it uses)."""
     targets: dict[str, RpcTarget] = {}
-    uses = manifest.get("uses") or {}
-    for use in [*(uses.get("required") or {}).values(), *(uses.get("optional") or {}).values()]:
-        builtin = BUILTIN_REGISTRY.get(use["contract"])
+    for _, use, _ in manifest.dependencies():
+        builtin = BUILTIN_REGISTRY.get(use.contract)
         known = rpc_targets(builtin, include_own=True) if builtin is not None else {}
-        for name in (use.get("rpc") or {}).get("call") or []:
+        for name in use.rpc.call:
             targets[name] = known.get(name) or RpcTarget(
-                name, use["contract"], f"rpc.v1.{name}", None, None, {}
+                name, use.contract, f"rpc.v1.{name}", None, None, {}
             )
     return targets
+
+
+def _builtin_models() -> dict[str, Manifest]:
+    return {c.id: c.model for c in BUILTIN_REGISTRY.values()}

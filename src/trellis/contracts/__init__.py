@@ -1,4 +1,5 @@
-"""Contracts: authoring, normalization, digests, validation and the Trellis-owned contracts."""
+"""Contracts: authoring, the typed manifest, normalization, digests, validation and the
+Trellis-owned contracts."""
 
 from trellis.contracts.authoring import (
     Capability,
@@ -27,7 +28,8 @@ from trellis.contracts.manifest import (
     project_manifest,
     subject_wildcard,
 )
-from trellis.contracts.validate import ContractError, Problem, check_manifest, validate_manifest
+from trellis.contracts.model import Manifest
+from trellis.contracts.validate import ContractError, Problem, check_manifest
 
 __all__ = [
     "BUILTIN_CONTRACTS",
@@ -35,6 +37,7 @@ __all__ = [
     "Capability",
     "Contract",
     "ContractError",
+    "Manifest",
     "Problem",
     "Use",
     "check_manifest",
@@ -54,5 +57,4 @@ __all__ = [
     "trellis_health",
     "trellis_jobs",
     "trellis_state",
-    "validate_manifest",
 ]

@@ -1,8 +1,9 @@
 """Authoring contracts in Python: pydantic models in, a ``trellis.contract.v1`` manifest out.
 
-``Contract(...)`` builds the manifest once, validates it (every problem reported together)
-and computes its digest.  The specs keep the Python models so services and clients can
-validate payloads against exactly what the manifest declares.
+``Contract(...)`` builds the manifest once, parses it into the typed ``Manifest``
+(``contract.model``; every problem reported together) and computes its digest.  The specs
+keep the Python models so services and clients can validate payloads against exactly what
+the manifest declares.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from trellis.contracts.manifest import (
     contract_digest,
     event_subject_template,
     global_capability,
-    normalize_manifest,
     sorted_unique,
 )
+from trellis.contracts.model import Manifest
 from trellis.contracts.schema import SchemaError, model_schema
-from trellis.contracts.validate import ContractError, Problem, check_manifest
+from trellis.contracts.validate import ContractError, Problem
 from trellis.result import BUILTIN_ERRORS, TrellisError
 
 __all__ = [
@@ -392,11 +393,14 @@ class Contract:
                 problem = spec._conflict(id, name, section)
                 if problem is not None:
                     self._problems.append(problem)
-        manifest = self._build()
-        problems = self._problems + check_manifest(manifest, _known_targets(self.uses))
-        if problems:
+        model, problems = Manifest.check(self._build(), _known_targets(self.uses))
+        problems = self._problems + problems
+        if model is None or problems:
             raise ContractError(problems, id)
-        self.manifest: dict[str, Any] = normalize_manifest(manifest)
+        #: the parsed, typed manifest every layer reads
+        self.model: Manifest = model
+        #: the normalized ``trellis.contract.v1`` JSON (the wire form)
+        self.manifest: dict[str, Any] = model.dump()
         self.digest: str = contract_digest(self.manifest)
         for _section, specs in surfaces:
             for name, spec in specs.items():
@@ -628,11 +632,11 @@ class Contract:
 BUILTIN_REGISTRY: dict[str, Contract] = {}
 
 
-def _known_targets(uses: Mapping[str, Use]) -> dict[str, Mapping[str, Any]]:
-    known: dict[str, Mapping[str, Any]] = {c.id: c.manifest for c in BUILTIN_REGISTRY.values()}
+def _known_targets(uses: Mapping[str, Use]) -> dict[str, Manifest]:
+    known = {c.id: c.model for c in BUILTIN_REGISTRY.values()}
     for use in uses.values():
         if use.target is not None:
-            known[use.contract] = use.target.manifest
+            known[use.contract] = use.target.model
     return known
 
 

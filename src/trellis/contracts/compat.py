@@ -3,8 +3,8 @@
 When an operator installs a second digest of a contract id, the runtime must either let the
 new manifest take over (compatible) or refuse it with every reason (incompatible). The rules
 follow upstream's active-contract compatibility check (contracts.md §6) and add the parts that
-upstream only documents (surface removal, resource shrinking). Both manifests are normalized
-first, so unknown keys and docs never matter.
+upstream only documents (surface removal, resource shrinking). Both are parsed ``Manifest``
+models, so unknown keys and docs never matter and omitted settings read as their defaults.
 
 Rules, in our words:
 
@@ -22,8 +22,8 @@ Rules, in our words:
   kept rpc can return must still merge (callers decode it).
 * A capability of this contract's namespace that a kept surface requires must still be
   declared in the new manifest's ``capabilities``.
-* A job queue in both keeps every setting (defaults from PROTOCOL §3 filled in first, so an
-  omitted default equals the written one); payload and result schemas merge. Removing a
+* A job queue in both keeps every setting (an omitted setting reads as its PROTOCOL §3
+  default, so it equals the written default); payload and result schemas merge. Removing a
   queue is allowed: queues are internal to the service.
 * Resources: a ``kv``/``store``/``streams`` alias may not disappear (a rename is a removal),
   ``history``, ``ttlMs``, ``maxAgeMs`` and byte limits may not shrink (absent, or a zero
@@ -47,17 +47,23 @@ deployment's authority, which has its own review), nor display text.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel
+
 from trellis.canonical import canonical_json
-from trellis.contracts.manifest import (
-    PLATFORM_CAPABILITIES,
-    capability_namespace,
-    normalize_manifest,
-    sorted_unique,
-    subject_wildcard,
+from trellis.contracts.manifest import PLATFORM_CAPABILITIES, sorted_unique, subject_wildcard
+from trellis.contracts.model import (
+    SURFACE_SECTIONS,
+    Job,
+    KvResource,
+    Manifest,
+    SchemaRef,
+    StoreResource,
+    StreamResource,
+    Surface,
 )
 
 __all__ = [
@@ -68,93 +74,37 @@ __all__ = [
     "schema_conflicts",
 ]
 
-Json = dict[str, Any]
+#: per section: the fields that must stay identical (schemas and signals are merged instead)
+_IDENTICAL_FIELDS: dict[str, tuple[str, ...]] = {
+    "rpc": ("subject", "version", "transfer", "errors", "capabilities"),
+    "operations": ("subject", "version", "transfer", "cancel", "capabilities"),
+    "events": ("subject", "version", "params", "capabilities"),
+    "feeds": ("subject", "version", "capabilities"),
+}
 
-#: caller-facing sections, in the order problems are reported
-SURFACE_SECTIONS = ("rpc", "operations", "events", "feeds")
-
-#: per section: the fields that hold schema references
-_SCHEMA_FIELDS: dict[str, tuple[str, ...]] = {
-    "rpc": ("input", "output"),
-    "operations": ("input", "progress", "output"),
-    "events": ("event",),
-    "feeds": ("input", "event"),
+#: resource limits that may only grow: (field, zero means "no limit"); defaults are the model's
+_RESOURCE_LIMITS: dict[type[BaseModel], tuple[tuple[str, bool], ...]] = {
+    KvResource: (("history", False), ("ttl_ms", True), ("max_value_bytes", False)),
+    StoreResource: (("ttl_ms", True), ("max_object_bytes", False), ("max_total_bytes", False)),
+    StreamResource: (("max_age_ms", True), ("max_bytes", False)),
 }
 
 
-def _caps_key(value: Any) -> Any:
-    """Capability lists compared as sets; an empty list means no requirement."""
-    return {k: sorted_unique(v) for k, v in (value or {}).items() if v}
-
-
-def _errors_key(value: Any) -> Any:
-    return sorted_unique(e.get("type") for e in value or [])
-
-
-def _same(value: Any) -> Any:
+def _comparable(field: str, value: Any) -> Any:
+    """A surface field as JSON, in the form compared: capability lists and error types as
+    sets (an empty capability list means no requirement)."""
+    if field == "capabilities":
+        return {k: sorted_unique(v) for k, v in value if v}
+    if field == "errors":
+        return sorted_unique(e.type for e in value)
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", by_alias=True, exclude_unset=True)
     return value
 
 
-def _list_key(value: Any) -> Any:
-    return list(value or [])
+def _json_name(model: type[BaseModel], field: str) -> str:
+    return model.model_fields[field].alias or field
 
-
-def _bool_key(value: Any) -> Any:
-    return bool(value)
-
-
-#: per section: fields that must be identical, with the key that makes them comparable
-_IDENTICAL_FIELDS: dict[str, tuple[tuple[str, Callable[[Any], Any]], ...]] = {
-    "rpc": (
-        ("subject", _same),
-        ("version", _same),
-        ("transfer", _same),
-        ("errors", _errors_key),
-        ("capabilities", _caps_key),
-    ),
-    "operations": (
-        ("subject", _same),
-        ("version", _same),
-        ("transfer", _same),
-        ("cancel", _bool_key),
-        ("capabilities", _caps_key),
-    ),
-    "events": (
-        ("subject", _same),
-        ("version", _same),
-        ("params", _list_key),
-        ("capabilities", _caps_key),
-    ),
-    "feeds": (
-        ("subject", _same),
-        ("version", _same),
-        ("capabilities", _caps_key),
-    ),
-}
-
-#: job settings and the defaults the runtime applies when one is omitted (PROTOCOL §3)
-_JOB_DEFAULTS: dict[str, Any] = {
-    "maxDeliver": 5,
-    "backoffMs": [5000, 30000, 120000, 600000, 1800000],
-    "ackWaitMs": 300000,
-    "defaultDeadlineMs": None,
-    "progress": True,
-    "logs": True,
-    "dlq": True,
-    "concurrency": 1,
-}
-
-#: resource limits that may only grow: (kind, field, default, zero means "no limit")
-_RESOURCE_LIMITS: tuple[tuple[str, str, int | None, bool], ...] = (
-    ("kv", "history", 1, False),
-    ("kv", "ttlMs", 0, True),
-    ("kv", "maxValueBytes", None, False),
-    ("store", "ttlMs", 0, True),
-    ("store", "maxObjectBytes", None, False),
-    ("store", "maxTotalBytes", None, False),
-    ("streams", "maxAgeMs", None, True),
-    ("streams", "maxBytes", None, False),
-)
 
 _OBJECT_KEYS = frozenset(
     {"type", "properties", "required", "additionalProperties", "title", "description"}
@@ -187,17 +137,16 @@ class IncompatibleContractError(ValueError):
         super().__init__(f"{head} ({len(problems)} problem(s)):\n{lines}")
 
 
-def check_compatible(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Incompatibility]:
+def check_compatible(old: Manifest, new: Manifest) -> list[Incompatibility]:
     """Every reason ``new`` cannot replace the active ``old``; empty when it is compatible."""
-    return _Checker(normalize_manifest(old), normalize_manifest(new)).run()
+    return _Checker(old, new).run()
 
 
-def assert_compatible(old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+def assert_compatible(old: Manifest, new: Manifest) -> None:
     """Raise ``IncompatibleContractError`` listing every reason, or return quietly."""
     problems = check_compatible(old, new)
     if problems:
-        cid = new.get("id")
-        raise IncompatibleContractError(problems, cid if isinstance(cid, str) else None)
+        raise IncompatibleContractError(problems, new.id)
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -316,39 +265,13 @@ def _show_limit(value: Any, zero_unlimited: bool) -> str:
     return str(value)
 
 
-def _referenced_schemas(m: Mapping[str, Any]) -> set[str]:
-    """Schema names the effective (merged) contract depends on; ``state`` is excluded."""
-    names: set[str] = set()
-
-    def add(ref: Any) -> None:
-        if isinstance(ref, Mapping) and isinstance(ref.get("schema"), str):
-            names.add(ref["schema"])
-
-    error_schemas = {e.get("type"): e.get("schema") for e in (m.get("errors") or {}).values()}
-    for section, fields in _SCHEMA_FIELDS.items():
-        for surface in (m.get(section) or {}).values():
-            for field in fields:
-                add(surface.get(field))
-            for signal in (surface.get("signals") or {}).values():
-                add(signal.get("input"))
-            if section == "rpc":
-                for ref in surface.get("errors") or []:
-                    add(error_schemas.get(ref.get("type")))
-    for job in (m.get("jobs") or {}).values():
-        add(job.get("payload"))
-        add(job.get("result"))
-    for resource in ((m.get("resources") or {}).get("kv") or {}).values():
-        add(resource.get("schema"))
-    return names
-
-
 # --- the checker --------------------------------------------------------------------------
 
 
 class _Checker:
-    """Collects every incompatibility between two normalized manifests."""
+    """Collects every incompatibility between two manifests."""
 
-    def __init__(self, old: Json, new: Json) -> None:
+    def __init__(self, old: Manifest, new: Manifest) -> None:
         self.old = old
         self.new = new
         self.problems: list[Incompatibility] = []
@@ -359,21 +282,17 @@ class _Checker:
         self.problems.append(Incompatibility(path, message))
 
     def run(self) -> list[Incompatibility]:
-        if self.old.get("id") != self.new.get("id"):
+        if self.old.id != self.new.id:
             self.add(
                 "id",
-                f"contract id changed from {_show(self.old.get('id'))} to "
-                f"{_show(self.new.get('id'))}; a different id is a different contract",
+                f"contract id changed from {_show(self.old.id)} to {_show(self.new.id)}; "
+                "a different id is a different contract",
             )
             return self.problems
-        if self.old.get("kind") != self.new.get("kind"):
-            self.add(
-                "kind",
-                f"changed from {_show(self.old.get('kind'))} to {_show(self.new.get('kind'))}",
-            )
+        if self.old.kind != self.new.kind:
+            self.add("kind", f"changed from {_show(self.old.kind)} to {_show(self.new.kind)}")
         self.check_subjects()
-        for section in SURFACE_SECTIONS:
-            self.check_surfaces(section)
+        self.check_surfaces()
         self.check_capabilities()
         self.check_errors()
         self.check_jobs()
@@ -387,64 +306,58 @@ class _Checker:
         owners: dict[str, tuple[str, str, str]] = {}
         reported: set[frozenset[tuple[str, str]]] = set()
         for side, m in (("old", self.old), ("new", self.new)):
-            for section in SURFACE_SECTIONS:
-                for name, surface in sorted((m.get(section) or {}).items()):
-                    subject = surface.get("subject")
-                    if not isinstance(subject, str):
-                        continue
-                    wildcard = subject_wildcard(subject)
-                    owner = owners.setdefault(wildcard, (section, name, side))
-                    pair = frozenset({owner[:2], (section, name)})
-                    if owner[:2] == (section, name) or pair in reported:
-                        continue
-                    reported.add(pair)
-                    self.add(
-                        f"{section}.{name}.subject",
-                        f"subject {wildcard!r} ({side}) is also used by "
-                        f"{owner[0]}.{owner[1]} ({owner[2]}); a subject may serve only one "
-                        "surface",
-                    )
+            for section, name, surface in sorted(m.surfaces(), key=_section_order):
+                wildcard = subject_wildcard(surface.subject)
+                owner = owners.setdefault(wildcard, (section, name, side))
+                pair = frozenset({owner[:2], (section, name)})
+                if owner[:2] == (section, name) or pair in reported:
+                    continue
+                reported.add(pair)
+                self.add(
+                    f"{section}.{name}.subject",
+                    f"subject {wildcard!r} ({side}) is also used by "
+                    f"{owner[0]}.{owner[1]} ({owner[2]}); a subject may serve only one surface",
+                )
 
     # surfaces
-    def check_surfaces(self, section: str) -> None:
-        old_all = self.old.get(section) or {}
-        new_all = self.new.get(section) or {}
-        for name in sorted(old_all):
+    def check_surfaces(self) -> None:
+        kept = {(section, name): s for section, name, s in self.new.surfaces()}
+        for section, name, old in sorted(self.old.surfaces(), key=_section_order):
             base = f"{section}.{name}"
-            if name not in new_all:
+            new = kept.get((section, name))
+            if new is None:
                 self.add(base, "removed; callers of the active contract would break")
                 continue
-            old, new = old_all[name], new_all[name]
-            for field, key in _IDENTICAL_FIELDS[section]:
-                if key(old.get(field)) != key(new.get(field)):
-                    self.add(
-                        f"{base}.{field}",
-                        f"changed from {_show(key(old.get(field)))} to "
-                        f"{_show(key(new.get(field)))}",
+            for field in _IDENTICAL_FIELDS[section]:
+                before = _comparable(field, getattr(old, field))
+                after = _comparable(field, getattr(new, field))
+                if before != after:
+                    self.add(f"{base}.{field}", f"changed from {_show(before)} to {_show(after)}")
+            for (field, old_ref), (_, new_ref) in zip(
+                old.schema_fields(), new.schema_fields(), strict=True
+            ):
+                self.check_ref_pair(f"{base}.{field}", old_ref, new_ref)
+            old_signals = getattr(old, "signals", {})
+            new_signals = getattr(new, "signals", {})
+            for signal in sorted(old_signals):
+                path = f"{base}.signals.{signal}"
+                if signal not in new_signals:
+                    self.add(path, "removed; callers of the active contract would break")
+                else:
+                    self.check_ref_pair(
+                        f"{path}.input", old_signals[signal].input, new_signals[signal].input
                     )
-            for field in _SCHEMA_FIELDS[section]:
-                self.check_ref_pair(f"{base}.{field}", old.get(field), new.get(field))
-            if section == "operations":
-                self.check_signals(base, old.get("signals") or {}, new.get("signals") or {})
-
-    def check_signals(self, base: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
-        for name in sorted(old):
-            path = f"{base}.signals.{name}"
-            if name not in new:
-                self.add(path, "removed; callers of the active contract would break")
-            else:
-                self.check_ref_pair(f"{path}.input", old[name].get("input"), new[name].get("input"))
 
     # schemas
-    def resolve(self, m: Json, side: str, path: str, ref: Mapping[str, Any]) -> tuple[bool, Any]:
-        name = ref.get("schema")
-        schemas = m.get("schemas") or {}
-        if name not in schemas:
-            self.add(path, f"schema {name!r} is not defined in the {side} manifest")
+    def resolve(self, m: Manifest, side: str, path: str, ref: SchemaRef) -> tuple[bool, Any]:
+        if ref.name not in m.schemas:
+            self.add(path, f"schema {ref.name!r} is not defined in the {side} manifest")
             return False, None
-        return True, schemas[name]
+        return True, m.schemas[ref.name]
 
-    def check_ref_pair(self, path: str, old_ref: Any, new_ref: Any) -> None:
+    def check_ref_pair(
+        self, path: str, old_ref: SchemaRef | None, new_ref: SchemaRef | None
+    ) -> None:
         if old_ref is None and new_ref is None:
             return
         if old_ref is None or new_ref is None:
@@ -455,7 +368,7 @@ class _Checker:
         ok_new, new_schema = self.resolve(self.new, "new", path, new_ref)
         if not (ok_old and ok_new):
             return
-        old_name, new_name = old_ref["schema"], new_ref["schema"]
+        old_name, new_name = old_ref.name, new_ref.name
         self.compared.add((old_name, new_name))
         label = (
             f"schema {old_name!r} does not merge"
@@ -467,32 +380,31 @@ class _Checker:
 
     def check_named_schemas(self) -> None:
         """Same-named schemas must merge, since the effective contract unions them."""
-        old_schemas = self.old.get("schemas") or {}
-        new_schemas = self.new.get("schemas") or {}
-        shared = _referenced_schemas(self.old) & _referenced_schemas(self.new)
+        shared = self.old.reachable_schemas(state=False) & self.new.reachable_schemas(state=False)
         for name in sorted(shared):
-            if (name, name) in self.compared or name not in old_schemas or name not in new_schemas:
+            if (
+                (name, name) in self.compared
+                or name not in self.old.schemas
+                or name not in self.new.schemas
+            ):
                 continue
-            for reason in schema_conflicts(old_schemas[name], new_schemas[name]):
+            for reason in schema_conflicts(self.old.schemas[name], self.new.schemas[name]):
                 self.add(f"schemas.{name}", f"schema {name!r} does not merge: {reason}")
 
     # capabilities
     def check_capabilities(self) -> None:
         """A capability that a kept surface requires must still be declared."""
-        namespace = capability_namespace(str(self.new.get("id")))
-        declared = set((self.new.get("capabilities") or {}).keys())
+        kept = {(section, name) for section, name, _ in self.new.surfaces()}
         users: dict[str, list[str]] = {}
-        for section in SURFACE_SECTIONS:
-            new_all = self.new.get(section) or {}
-            for name, surface in (self.old.get(section) or {}).items():
-                if name not in new_all:
-                    continue
-                for caps in (surface.get("capabilities") or {}).values():
-                    for cap in caps or []:
-                        if cap in PLATFORM_CAPABILITIES or cap in declared:
-                            continue
-                        if cap.partition("::")[0] == namespace:
-                            users.setdefault(cap, []).append(f"{section}.{name}")
+        for section, name, surface in self.old.surfaces():
+            if (section, name) not in kept:
+                continue
+            for _, caps in surface.capabilities:
+                for cap in caps:
+                    if cap in PLATFORM_CAPABILITIES or cap in self.new.capabilities:
+                        continue
+                    if cap.partition("::")[0] == self.new.namespace:
+                        users.setdefault(cap, []).append(f"{section}.{name}")
         for cap in sorted(users):
             self.add(
                 f"capabilities.{cap}",
@@ -502,14 +414,13 @@ class _Checker:
     # errors
     def check_errors(self) -> None:
         """The data schema of an error a kept rpc can return must still merge."""
-        old_decls = {e.get("type"): (k, e) for k, e in (self.old.get("errors") or {}).items()}
-        new_decls = {e.get("type"): (k, e) for k, e in (self.new.get("errors") or {}).items()}
-        new_rpc = self.new.get("rpc") or {}
+        old_decls = {e.type: (k, e) for k, e in self.old.errors.items()}
+        new_decls = {e.type: (k, e) for k, e in self.new.errors.items()}
         types = {
-            ref.get("type")
-            for name, method in (self.old.get("rpc") or {}).items()
-            if name in new_rpc
-            for ref in method.get("errors") or []
+            ref.type
+            for name, method in self.old.rpc.items()
+            if name in self.new.rpc
+            for ref in method.errors
         }
         for error_type in sorted(t for t in types if t in old_decls):
             key, old = old_decls[error_type]
@@ -517,56 +428,59 @@ class _Checker:
                 self.add(f"errors.{key}", f"declaration of error type {error_type!r} removed")
                 continue
             self.check_ref_pair(
-                f"errors.{key}.schema", old.get("schema"), new_decls[error_type][1].get("schema")
+                f"errors.{key}.schema", old.schema_ref, new_decls[error_type][1].schema_ref
             )
 
     # jobs
     def check_jobs(self) -> None:
-        old_all = self.old.get("jobs") or {}
-        new_all = self.new.get("jobs") or {}
-        for queue in sorted(old_all.keys() & new_all.keys()):
+        for queue in sorted(self.old.jobs.keys() & self.new.jobs.keys()):
             base = f"jobs.{queue}"
-            old, new = old_all[queue], new_all[queue]
-            for field, default in _JOB_DEFAULTS.items():
-                before, after = old.get(field, default), new.get(field, default)
-                if not _canonical_equal(before, after):
-                    self.add(f"{base}.{field}", f"changed from {_show(before)} to {_show(after)}")
-            for field in ("payload", "result"):
-                self.check_ref_pair(f"{base}.{field}", old.get(field), new.get(field))
+            old, new = self.old.jobs[queue], self.new.jobs[queue]
+            for field in Job.model_fields:
+                if field in ("payload", "result", "docs"):
+                    continue
+                before, after = getattr(old, field), getattr(new, field)
+                if before != after:
+                    self.add(
+                        f"{base}.{_json_name(Job, field)}",
+                        f"changed from {_show(before)} to {_show(after)}",
+                    )
+            self.check_ref_pair(f"{base}.payload", old.payload, new.payload)
+            self.check_ref_pair(f"{base}.result", old.result, new.result)
 
     # resources
     def check_resources(self) -> None:
-        old_res = self.old.get("resources") or {}
-        new_res = self.new.get("resources") or {}
         for kind in ("kv", "store", "streams"):
-            old_all = old_res.get(kind) or {}
-            new_all = new_res.get(kind) or {}
+            old_all: Mapping[str, BaseModel] = getattr(self.old.resources, kind)
+            new_all: Mapping[str, BaseModel] = getattr(self.new.resources, kind)
             for alias in sorted(old_all):
                 base = f"resources.{kind}.{alias}"
                 if alias not in new_all:
                     self.add(base, f"{kind} alias removed (renaming an alias removes it)")
                     continue
-                self.check_resource(kind, base, old_all[alias], new_all[alias])
+                self.check_resource(base, old_all[alias], new_all[alias])
 
-    def check_resource(
-        self, kind: str, base: str, old: Mapping[str, Any], new: Mapping[str, Any]
-    ) -> None:
-        for limit_kind, field, default, zero_unlimited in _RESOURCE_LIMITS:
-            if limit_kind != kind:
-                continue
-            before, after = old.get(field, default), new.get(field, default)
+    def check_resource(self, base: str, old: BaseModel, new: BaseModel) -> None:
+        for field, zero_unlimited in _RESOURCE_LIMITS[type(old)]:
+            before, after = getattr(old, field), getattr(new, field)
             if _limit(after, zero_unlimited) < _limit(before, zero_unlimited):
                 self.add(
-                    f"{base}.{field}",
+                    f"{base}.{_json_name(type(old), field)}",
                     f"shrank from {_show_limit(before, zero_unlimited)} to "
                     f"{_show_limit(after, zero_unlimited)}",
                 )
-        if kind == "kv":
-            self.check_ref_pair(f"{base}.schema", old.get("schema"), new.get("schema"))
-        if kind == "streams":
-            before, after = old.get("retention", "limits"), new.get("retention", "limits")
-            if before != after:
-                self.add(f"{base}.retention", f"changed from {before!r} to {after!r}")
-            dropped = set(old.get("subjects") or []) - set(new.get("subjects") or [])
+        if isinstance(old, KvResource) and isinstance(new, KvResource):
+            self.check_ref_pair(f"{base}.schema", old.schema_ref, new.schema_ref)
+        if isinstance(old, StreamResource) and isinstance(new, StreamResource):
+            if old.retention != new.retention:
+                self.add(
+                    f"{base}.retention", f"changed from {old.retention!r} to {new.retention!r}"
+                )
+            dropped = set(old.subjects) - set(new.subjects)
             if dropped:
                 self.add(f"{base}.subjects", f"no longer captures {_names(dropped)}")
+
+
+def _section_order(item: tuple[str, str, Surface]) -> tuple[int, str]:
+    """Report in section order, names sorted within a section."""
+    return SURFACE_SECTIONS.index(item[0]), item[1]

@@ -19,7 +19,6 @@ from trellis.canonical import json_digest, utf16_key
 
 __all__ = [
     "CONTRACT_FORMAT",
-    "CONTRACT_KINDS",
     "capability_namespace",
     "contract_digest",
     "event_subject_template",
@@ -31,8 +30,6 @@ __all__ = [
 ]
 
 CONTRACT_FORMAT = "trellis.contract.v1"
-#: upstream kinds plus ``cli`` from the seed document
-CONTRACT_KINDS = ("service", "app", "device", "agent", "cli")
 PLATFORM_CAPABILITIES = frozenset({"admin", "service"})
 
 Json = dict[str, Any]
@@ -330,43 +327,6 @@ def _without_docs(value: Mapping[str, Any]) -> Json:
     return {k: v for k, v in value.items() if k != "docs"}
 
 
-def _reachable_schemas(m: Mapping[str, Any]) -> set[str]:
-    names: set[str] = set()
-
-    def add(ref: Any) -> None:
-        if ref:
-            names.add(ref["schema"])
-
-    for store in (m.get("state") or {}).values():
-        add(store.get("schema"))
-        for accepted in (store.get("acceptedVersions") or {}).values():
-            add(accepted)
-    errors = list((m.get("errors") or {}).values())
-    for method in (m.get("rpc") or {}).values():
-        add(method.get("input"))
-        add(method.get("output"))
-        for ref in method.get("errors") or []:
-            decl = next((e for e in errors if e.get("type") == ref.get("type")), None)
-            add(decl.get("schema") if decl else None)
-    for op in (m.get("operations") or {}).values():
-        add(op.get("input"))
-        add(op.get("progress"))
-        add(op.get("output"))
-        for signal in (op.get("signals") or {}).values():
-            add(signal.get("input"))
-    for event in (m.get("events") or {}).values():
-        add(event.get("event"))
-    for feed in (m.get("feeds") or {}).values():
-        add(feed.get("input"))
-        add(feed.get("event"))
-    for job in (m.get("jobs") or {}).values():
-        add(job.get("payload"))
-        add(job.get("result"))
-    for resource in ((m.get("resources") or {}).get("kv") or {}).values():
-        add(resource.get("schema"))
-    return names
-
-
 def _project_uses_flat(uses: Mapping[str, Any]) -> Json:
     out: Json = {}
     for alias, use in uses.items():
@@ -448,7 +408,9 @@ def project_manifest(normalized: Mapping[str, Any]) -> Json:
     out: Json = {"format": m["format"], "id": m["id"], "kind": m["kind"]}
     if "capabilities" in m:
         out["capabilities"] = m["capabilities"]
-    reachable = _reachable_schemas(m)
+    from trellis.contracts.model import Manifest  # the model imports this module
+
+    reachable = Manifest.model_validate(m).reachable_schemas()
     if "schemas" in m and reachable:
         schemas = {name: s for name, s in m["schemas"].items() if name in reachable}
         if schemas:

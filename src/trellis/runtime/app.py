@@ -149,9 +149,9 @@ class Runtime:
 
     async def _ensure_admin(self, installer: Installer, cp: ControlPlane) -> None:
         """The local operator's CLI key: a ``trellis.cli@v1`` participant holding ``admin``."""
-        manifest = builtin.trellis_cli.manifest
-        digest = await installer.activate_contract(manifest)
-        needed = required_user_capabilities(manifest, await cp.active_manifests())
+        cli = builtin.trellis_cli
+        digest = await installer.activate_contract(cli.manifest)
+        needed = required_user_capabilities(cli.model, await cp.active_manifests())
         key = self.bundle.config.admin_public_key
         await cp.principals.put(
             key,
@@ -159,7 +159,7 @@ class Runtime:
                 session_key=key,
                 kind="user",
                 name=ADMIN_NAME,
-                contract_id=manifest["id"],
+                contract_id=cli.id,
                 contract_digest=digest,
                 capabilities=tuple(sorted({"admin", *needed})),
             ),

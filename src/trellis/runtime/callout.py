@@ -16,13 +16,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from trellis.auth import ConnectTokenError, parse_connect_token, verify_connect_token
+from trellis.contracts import Manifest
 from trellis.nats.jwt import (
     AuthorizationRequest,
     JwtError,
@@ -109,7 +109,7 @@ class CalloutService:
         self._capacity = max_inflight + max_waiting
         self._pending = 0
         self._clock = clock
-        self._manifests: dict[str, dict[str, Any]] = {}
+        self._manifests: dict[str, Manifest] = {}
         self._sub: Subscription | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.decisions: dict[str, int] = {}
@@ -274,7 +274,7 @@ class CalloutService:
             )
         return CalloutDecision(None, principal, derived)
 
-    async def _manifest(self, digest: str) -> dict[str, Any] | None:
+    async def _manifest(self, digest: str) -> Manifest | None:
         cached = self._manifests.get(digest)
         if cached is None:
             record = await self._cp.contracts.get(digest)

@@ -24,7 +24,7 @@ __all__ = ["HealthMonitor"]
 
 log = logging.getLogger("trellis.runtime.health")
 
-HEARTBEAT_SUBJECT = trellis_health.manifest["events"]["Health.Heartbeat"]["subject"]
+HEARTBEAT_SUBJECT = trellis_health.model.events["Health.Heartbeat"].subject
 
 
 class HealthMonitor:

@@ -27,8 +27,10 @@ from nats.js.api import (
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from trellis.contracts import check_manifest, contract_digest, normalize_manifest
+from trellis.contracts import Manifest, contract_digest
+from trellis.contracts.compat import check_compatible
 from trellis.contracts.manifest import subject_wildcard
+from trellis.contracts.model import EventConsumer, StreamResource
 from trellis.ids import now_iso, ulid
 from trellis.principals import Principal
 from trellis.runtime.permissions import (
@@ -77,28 +79,25 @@ class Installer:
 
     # -- contracts --------------------------------------------------------------------
 
-    async def _checked(self, manifest: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
-        active = await self.cp.active_manifests()
-        problems = check_manifest(manifest, active)
-        if problems:
+    async def _checked(self, manifest: Mapping[str, Any]) -> tuple[Manifest, str]:
+        """Parse and validate a manifest received over the network, against the catalog."""
+        model, problems = Manifest.check(manifest, await self.cp.active_manifests())
+        if model is None or problems:
             raise InstallError(
                 "invalid_contract",
                 f"the contract has {len(problems)} problem(s)",
                 [str(p) for p in problems],
             )
-        normalized = normalize_manifest(manifest)
-        return normalized, contract_digest(normalized)
+        return model, contract_digest(model.dump())
 
-    async def _check_activation(
-        self, manifest: dict[str, Any], deployment: str
-    ) -> ActiveContract | None:
+    async def _check_activation(self, manifest: Manifest, deployment: str) -> ActiveContract | None:
         """Refuse missing dependencies, subject collisions and incompatible upgrades."""
-        cid = manifest["id"]
+        cid = manifest.id
         active = await self.cp.active_manifests()
         missing = [
-            f"uses.required.{alias} needs {use['contract']}, which is not installed"
-            for alias, use in ((manifest.get("uses") or {}).get("required") or {}).items()
-            if use["contract"] not in active
+            f"uses.required.{alias} needs {use.contract}, which is not installed"
+            for alias, use in manifest.uses.required.items()
+            if use.contract not in active
         ]
         if missing:
             raise InstallError("missing_dependency", "a required dependency is missing", missing)
@@ -121,11 +120,9 @@ class Installer:
             raise InstallError(
                 "subject_collision", "subjects collide with another contract", collisions
             )
-        if current is not None and current.digest != contract_digest(manifest):
+        if current is not None and current.digest != contract_digest(manifest.dump()):
             old = await self.cp.contracts.get(current.digest)
             if old is not None:
-                from trellis.contracts.compat import check_compatible
-
                 problems = check_compatible(old.manifest, manifest)
                 if problems:
                     raise InstallError(
@@ -136,13 +133,13 @@ class Installer:
                     )
         return current
 
-    async def _activate(self, manifest: dict[str, Any], digest: str, deployment: str) -> None:
+    async def _activate(self, manifest: Manifest, digest: str, deployment: str) -> None:
         await self.cp.contracts.put(
-            digest, ContractRecord(digest=digest, id=manifest["id"], manifest=manifest)
+            digest, ContractRecord(digest=digest, id=manifest.id, manifest=manifest)
         )
         await self.cp.active.put(
-            active_key(manifest["id"]),
-            ActiveContract(id=manifest["id"], digest=digest, deployment=deployment),
+            active_key(manifest.id),
+            ActiveContract(id=manifest.id, digest=digest, deployment=deployment),
         )
 
     async def activate_contract(self, manifest: Mapping[str, Any], owner: str = "") -> str:
@@ -165,9 +162,9 @@ class Installer:
         _check_key(public_key)
         async with self.cp.lock:
             normalized, digest = await self._checked(manifest)
-            if normalized["kind"] != "service":
+            if normalized.kind != "service":
                 raise InstallError(
-                    "not_a_service", f"{normalized['id']} is a {normalized['kind']} contract"
+                    "not_a_service", f"{normalized.id} is a {normalized.kind} contract"
                 )
             existing = await self.cp.deployments.get(name)
             if existing is not None and not upgrade:
@@ -176,11 +173,10 @@ class Installer:
                 raise InstallError("exists", f"deployment {name!r} exists; use upgrade")
             if existing is None and upgrade:
                 raise InstallError("not_found", f"no deployment named {name!r}")
-            if existing is not None and existing.contract_id != normalized["id"]:
+            if existing is not None and existing.contract_id != normalized.id:
                 raise InstallError(
                     "contract_changed",
-                    f"deployment {name!r} implements {existing.contract_id}, "
-                    f"not {normalized['id']}",
+                    f"deployment {name!r} implements {existing.contract_id}, not {normalized.id}",
                 )
             await self._check_activation(normalized, name)
             owner = await self._key_owner(public_key)
@@ -194,7 +190,7 @@ class Installer:
             deployment = Deployment(
                 capabilities=await self._granted_capabilities(normalized),
                 name=name,
-                contract_id=normalized["id"],
+                contract_id=normalized.id,
                 contract_digest=digest,
                 instance_keys=keys,
                 disabled=existing.disabled if existing else False,
@@ -204,7 +200,7 @@ class Installer:
             await self.cp.bindings.put(name, bindings)
             await self.cp.deployments.put(name, deployment)
             await self._write_principals(deployment)
-            log.info("installed %s as %s (digest %s)", normalized["id"], name, digest)
+            log.info("installed %s as %s (digest %s)", normalized.id, name, digest)
             return deployment
 
     async def add_instance_key(self, name: str, public_key: str) -> Deployment:
@@ -250,8 +246,8 @@ class Installer:
             dependants = [
                 cid
                 for cid, manifest in active.items()
-                for use in ((manifest.get("uses") or {}).get("required") or {}).values()
-                if use["contract"] == deployment.contract_id and cid != deployment.contract_id
+                for use in manifest.uses.required.values()
+                if use.contract == deployment.contract_id and cid != deployment.contract_id
             ]
             if dependants:
                 raise InstallError(
@@ -278,7 +274,7 @@ class Installer:
             return None
         return principal.name if principal.kind == "service" else f"user:{principal.name}"
 
-    async def _granted_capabilities(self, manifest: dict[str, Any]) -> list[str]:
+    async def _granted_capabilities(self, manifest: Manifest) -> list[str]:
         """Installing a service accepts what its ``uses`` need — except ``admin``, which an
         operator grants to people, never implicitly to a service."""
         try:
@@ -324,40 +320,39 @@ class Installer:
                 )
             )
 
-    async def _provision(self, manifest: dict[str, Any], name: str) -> ServiceBindings:
+    async def _provision(self, manifest: Manifest, name: str) -> ServiceBindings:
         previous = await self.cp.bindings.get(name) or ServiceBindings()
-        resources = manifest.get("resources") or {}
         kv_bindings = []
         old_kv = {b.alias: b.bucket for b in previous.kv}
-        for alias, spec in (resources.get("kv") or {}).items():
+        for alias, kv in manifest.resources.kv.items():
             bucket = old_kv.get(alias) or f"tr_kv_{ulid().lower()}"
             await ensure_bucket(
                 self.js,
                 bucket,
-                history=int(spec.get("history", 1)),
-                ttl=int(spec.get("ttlMs", 0)) / 1000,
+                history=kv.history,
+                ttl=kv.ttl_ms / 1000,
                 replicas=self.replicas,
-                max_value_size=spec.get("maxValueBytes"),
+                max_value_size=kv.max_value_bytes,
             )
             kv_bindings.append(KvBinding(alias=alias, bucket=bucket))
         stream_bindings = []
         old_streams = {b.alias: b.stream for b in previous.streams}
-        for alias, spec in (resources.get("streams") or {}).items():
+        for alias, spec in manifest.resources.streams.items():
             stream = old_streams.get(alias) or f"tr_st_{ulid().lower()}"
-            subjects = tuple(f"tr.{stream}.{rel}" for rel in spec["subjects"])
+            subjects = tuple(f"tr.{stream}.{rel}" for rel in spec.subjects)
             await self._ensure_stream(stream, subjects, spec)
             stream_bindings.append(StreamBinding(alias=alias, stream=stream, subjects=subjects))
         consumer_bindings = []
-        groups = manifest.get("eventConsumers") or {}
-        if groups or manifest.get("events"):
+        groups = manifest.event_consumers
+        if groups or manifest.events:
             await self.ensure_events_stream()
         old_consumers = {b.group: b.consumer for b in previous.event_consumers}
         active = await self.cp.active_manifests()
-        active[manifest["id"]] = manifest
-        for group, spec in groups.items():
+        active[manifest.id] = manifest
+        for group, consumer_spec in groups.items():
             consumer = old_consumers.get(group) or f"tr_cons_{ulid().lower()}"
-            filters = _consumer_filters(manifest, spec, active)
-            await self._ensure_consumer(consumer, filters, spec)
+            filters = _consumer_filters(manifest, consumer_spec, active)
+            await self._ensure_consumer(consumer, filters, consumer_spec)
             consumer_bindings.append(
                 EventConsumerBinding(group=group, stream=EVENTS_STREAM, consumer=consumer)
             )
@@ -368,21 +363,21 @@ class Installer:
         )
 
     async def _ensure_stream(
-        self, stream: str, subjects: tuple[str, ...], spec: Mapping[str, Any]
+        self, stream: str, subjects: tuple[str, ...], spec: StreamResource
     ) -> None:
         retention = {
             "limits": RetentionPolicy.LIMITS,
             "workqueue": RetentionPolicy.WORK_QUEUE,
             "interest": RetentionPolicy.INTEREST,
-        }[spec.get("retention", "limits")]
+        }[spec.retention]
         config = StreamConfig(
             name=stream,
             subjects=list(subjects),
             retention=retention,
             storage=StorageType.FILE,
             num_replicas=self.replicas,
-            max_age=(int(spec["maxAgeMs"]) / 1000) if spec.get("maxAgeMs") else None,
-            max_bytes=int(spec["maxBytes"]) if spec.get("maxBytes") else None,
+            max_age=spec.max_age_ms / 1000 if spec.max_age_ms else None,
+            max_bytes=spec.max_bytes,
         )
         try:
             await self.js.stream_info(stream)
@@ -391,19 +386,19 @@ class Installer:
             await self.js.add_stream(config)
 
     async def _ensure_consumer(
-        self, consumer: str, filters: list[str], spec: Mapping[str, Any]
+        self, consumer: str, filters: list[str], spec: EventConsumer
     ) -> None:
         config = ConsumerConfig(
             durable_name=consumer,
             name=consumer,
             ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL if spec.get("replay") == "all" else DeliverPolicy.NEW,
-            ack_wait=(int(spec["ackWaitMs"]) / 1000) if spec.get("ackWaitMs") else 30.0,
-            max_deliver=int(spec.get("maxDeliver") or -1),
-            backoff=[b / 1000 for b in spec["backoffMs"]] if spec.get("backoffMs") else None,
+            deliver_policy=DeliverPolicy.ALL if spec.replay == "all" else DeliverPolicy.NEW,
+            ack_wait=spec.ack_wait_ms / 1000 if spec.ack_wait_ms else 30.0,
+            max_deliver=spec.max_deliver or -1,
+            backoff=[b / 1000 for b in spec.backoff_ms] if spec.backoff_ms else None,
             filter_subjects=filters if len(filters) > 1 else None,
             filter_subject=filters[0] if len(filters) == 1 else None,
-            max_ack_pending=max(1, int(spec.get("concurrency", 1))) * 64,
+            max_ack_pending=spec.concurrency * 64,
         )
         try:
             await self.js.consumer_info(EVENTS_STREAM, consumer)
@@ -433,30 +428,26 @@ async def _kick_twice(kick: Kicker, keys: list[str]) -> None:
 _BACKGROUND: set[asyncio.Task[None]] = set()
 
 
-def _owned_subjects(manifest: Mapping[str, Any]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for section in ("rpc", "operations", "feeds", "events"):
-        for name, surface in (manifest.get(section) or {}).items():
-            out[subject_wildcard(surface["subject"])] = f"{section}.{name}"
-    return out
+def _owned_subjects(manifest: Manifest) -> dict[str, str]:
+    return {
+        subject_wildcard(surface.subject): f"{section}.{name}"
+        for section, name, surface in manifest.surfaces()
+    }
 
 
 def _consumer_filters(
-    manifest: Mapping[str, Any], group: Mapping[str, Any], active: Mapping[str, Mapping[str, Any]]
+    manifest: Manifest, group: EventConsumer, active: Mapping[str, Manifest]
 ) -> list[str]:
-    uses = manifest.get("uses") or {}
-    aliases = {**(uses.get("optional") or {}), **(uses.get("required") or {})}
-    filters: list[str] = []
-    for event in group.get("self") or []:
-        filters.append(subject_wildcard(manifest["events"][event]["subject"]))
-    for alias, events in (group.get("uses") or {}).items():
-        target = active.get(aliases[alias]["contract"])
+    aliases = {alias: use for alias, use, _ in manifest.dependencies()}
+    filters = [subject_wildcard(manifest.events[event].subject) for event in group.self_events]
+    for alias, events in group.uses.items():
+        target = active.get(aliases[alias].contract)
         if target is None:
             continue
         for event in events:
-            surface = (target.get("events") or {}).get(event)
+            surface = target.events.get(event)
             if surface is not None:
-                filters.append(subject_wildcard(surface["subject"]))
+                filters.append(subject_wildcard(surface.subject))
     if not filters:
         raise InstallError("invalid_contract", "an event consumer group selects no events")
     return sorted(set(filters))

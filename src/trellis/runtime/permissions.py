@@ -1,10 +1,12 @@
 """Derive a session's NATS publish/subscribe grants from contract manifests (PROTOCOL §7).
 
 The auth callout mints user JWTs from these lists, so this module is the security boundary
-between "what a contract declares" and "what NATS lets a connection do". It is pure: plain
-manifest dicts and install-time bindings in, a frozen result out, no I/O. Every subject
-taken from a manifest or binding is validated first, so a malformed or hostile manifest
-fails loudly instead of widening a grant (for instance to ``>``).
+between "what a contract declares" and "what NATS lets a connection do". It is pure: parsed
+``Manifest`` models and install-time bindings in, a frozen result out, no I/O. The model
+guarantees the manifest's shape; every subject taken from it or from a binding is still
+validated here, at the security boundary (a model can be built without ``Manifest.parse``'s
+checks), so a hostile manifest fails loudly instead of widening a grant (for instance to
+``>``).
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from trellis.contracts.model import Manifest
 from trellis.subjects import subject_matches
 from trellis.subjects import well_formed as _well_formed
 
@@ -295,40 +298,7 @@ def _check_stream_subject(subject: str, stream: str) -> str:
     return subject
 
 
-# --------------------------------------------------------------------------- manifest access
-
-
-def _mapping(value: object, where: str, contract_id: str | None) -> Mapping[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
-        raise PermissionDerivationError(
-            REASON_INVALID_MANIFEST, f"{where} must be an object", contract_id=contract_id
-        )
-    return value
-
-
-def _str_list(value: object, where: str, contract_id: str | None) -> list[str]:
-    if value is None:
-        return []
-    if (
-        isinstance(value, str | bytes)
-        or not isinstance(value, Sequence)
-        or not all(isinstance(v, str) and v for v in value)
-    ):
-        raise PermissionDerivationError(
-            REASON_INVALID_MANIFEST,
-            f"{where} must be a list of non-empty strings",
-            contract_id=contract_id,
-        )
-    return list(value)
-
-
-def _manifest_id(manifest: Mapping[str, Any]) -> str:
-    cid = manifest.get("id") if isinstance(manifest, Mapping) else None
-    if not isinstance(cid, str) or not cid:
-        raise PermissionDerivationError(REASON_INVALID_MANIFEST, "manifest has no id")
-    return cid
+# --------------------------------------------------------------------------- manifest grants
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,90 +315,45 @@ class _Collected:
     subscribe: list[_Grant]
 
 
-def _resolved_uses(
-    manifest: Mapping[str, Any], active: Mapping[str, Mapping[str, Any]], cid: str
-) -> list[tuple[str, Mapping[str, Any], Mapping[str, Any]]]:
-    """Pair each ``uses`` alias with its active target; required wins over optional."""
-    uses = _mapping(manifest.get("uses"), "uses", cid)
-    required = _mapping(uses.get("required"), "uses.required", cid)
-    optional = _mapping(uses.get("optional"), "uses.optional", cid)
-    out: list[tuple[str, Mapping[str, Any], Mapping[str, Any]]] = []
-    for group, entries in (("required", required), ("optional", optional)):
-        for alias, raw_use in entries.items():
-            if group == "optional" and alias in required:
-                continue
-            use = _mapping(raw_use, f"uses.{group}.{alias}", cid)
-            target_id = use.get("contract")
-            if not isinstance(target_id, str) or not target_id:
-                raise PermissionDerivationError(
-                    REASON_INVALID_MANIFEST,
-                    f"uses.{group}.{alias}.contract must be a contract id",
-                    contract_id=cid,
-                )
-            target = active.get(target_id)
-            if target is None:
-                if group == "required":
-                    raise MissingRequiredContractError(target_id, alias)
-                continue
-            out.append((alias, use, target))
-    return out
+def _collect_uses(manifest: Manifest, active: Mapping[str, Manifest]) -> _Collected:
+    """Grants from ``uses``: rpc calls and event publish/subscribe, each with its gate.
 
-
-def _collect_uses(
-    manifest: Mapping[str, Any], active: Mapping[str, Mapping[str, Any]], cid: str
-) -> _Collected:
-    """Grants from ``uses``: rpc calls and event publish/subscribe, each with its gate."""
+    A required target that is not active is an error; an optional one grants nothing.
+    """
     collected = _Collected(publish=[], subscribe=[])
-    for alias, use, target in _resolved_uses(manifest, active, cid):
-        tid = _manifest_id(target)
-        where = f"uses.*.{alias}"
-        rpc_use = _mapping(use.get("rpc"), f"{where}.rpc", cid)
-        target_rpc = _mapping(target.get("rpc"), "rpc", tid)
-        for name in _str_list(rpc_use.get("call"), f"{where}.rpc.call", cid):
-            method = target_rpc.get(name)
-            if method is None:
-                continue
-            method = _mapping(method, f"rpc.{name}", tid)
-            caps = _mapping(method.get("capabilities"), f"rpc.{name}.capabilities", tid)
-            gate = frozenset(_str_list(caps.get("call"), f"rpc.{name}.capabilities.call", tid))
-            subject = _rpc_subject(method.get("subject"), contract_id=tid)
-            collected.publish.append(_Grant(subject, gate))
-
-        events_use = _mapping(use.get("events"), f"{where}.events", cid)
-        target_events = _mapping(target.get("events"), "events", tid)
+    for alias, use, required in manifest.dependencies():
+        target = active.get(use.contract)
+        if target is None:
+            if required:
+                raise MissingRequiredContractError(use.contract, alias)
+            continue
+        for name in use.rpc.call:
+            method = target.rpc.get(name)
+            if method is not None:
+                subject = _rpc_subject(method.subject, contract_id=target.id)
+                collected.publish.append(_Grant(subject, frozenset(method.capabilities.call)))
         for action, sink in (("publish", collected.publish), ("subscribe", collected.subscribe)):
-            for name in _str_list(events_use.get(action), f"{where}.events.{action}", cid):
-                event = target_events.get(name)
-                if event is None:
-                    continue
-                event = _mapping(event, f"events.{name}", tid)
-                caps = _mapping(event.get("capabilities"), f"events.{name}.capabilities", tid)
-                gate = frozenset(
-                    _str_list(caps.get(action), f"events.{name}.capabilities.{action}", tid)
-                )
-                pattern = _event_pattern(event.get("subject"), contract_id=tid)
-                sink.append(_Grant(pattern, gate))
+            for name in getattr(use.events, action):
+                event = target.events.get(name)
+                if event is not None:
+                    pattern = _event_pattern(event.subject, contract_id=target.id)
+                    sink.append(_Grant(pattern, frozenset(getattr(event.capabilities, action))))
     return collected
 
 
-def _own_events(manifest: Mapping[str, Any], cid: str) -> list[_Grant]:
+def _own_events(manifest: Manifest) -> list[_Grant]:
     """The contract's own events, publish form, gated by their ``publish`` lists."""
-    grants = []
-    for name, raw in _mapping(manifest.get("events"), "events", cid).items():
-        event = _mapping(raw, f"events.{name}", cid)
-        caps = _mapping(event.get("capabilities"), f"events.{name}.capabilities", cid)
-        gate = frozenset(_str_list(caps.get("publish"), f"events.{name}.capabilities.publish", cid))
-        pattern = _event_pattern(event.get("subject"), contract_id=cid)
-        grants.append(_Grant(pattern, gate))
-    return grants
+    return [
+        _Grant(
+            _event_pattern(event.subject, contract_id=manifest.id),
+            frozenset(event.capabilities.publish),
+        )
+        for event in manifest.events.values()
+    ]
 
 
-def _own_rpc_subjects(manifest: Mapping[str, Any], cid: str) -> list[str]:
-    subjects = []
-    for name, raw in _mapping(manifest.get("rpc"), "rpc", cid).items():
-        method = _mapping(raw, f"rpc.{name}", cid)
-        subjects.append(_rpc_subject(method.get("subject"), contract_id=cid))
-    return subjects
+def _own_rpc_subjects(manifest: Manifest) -> list[str]:
+    return [_rpc_subject(m.subject, contract_id=manifest.id) for m in manifest.rpc.values()]
 
 
 # --------------------------------------------------------------------------- resource grants
@@ -516,40 +441,33 @@ def _jobs_grants(binding: JobsBinding) -> tuple[list[str], list[str]]:
     return publish, subscribe
 
 
-def _binding_grants(
-    manifest: Mapping[str, Any], bindings: ServiceBindings, cid: str
-) -> tuple[list[str], list[str]]:
+def _binding_grants(manifest: Manifest, bindings: ServiceBindings) -> tuple[list[str], list[str]]:
     """Resource grants; a binding for something the manifest never declared is refused."""
-    resources = _mapping(manifest.get("resources"), "resources", cid)
-    declared_kv = _mapping(resources.get("kv"), "resources.kv", cid)
-    declared_streams = _mapping(resources.get("streams"), "resources.streams", cid)
-    declared_groups = _mapping(manifest.get("eventConsumers"), "eventConsumers", cid)
-    declared_jobs = _mapping(manifest.get("jobs"), "jobs", cid)
 
     def undeclared(what: str, name: str) -> PermissionDerivationError:
         return PermissionDerivationError(
             REASON_INVALID_BINDING,
-            f"{what} {name!r} is bound but not declared by {cid}",
-            contract_id=cid,
+            f"{what} {name!r} is bound but not declared by {manifest.id}",
+            contract_id=manifest.id,
         )
 
     publish: list[str] = []
     subscribe: list[str] = []
     for kv in bindings.kv:
-        if kv.alias not in declared_kv:
+        if kv.alias not in manifest.resources.kv:
             raise undeclared("kv resource", kv.alias)
         publish += _kv_grants(kv)
     for stream in bindings.streams:
-        if stream.alias not in declared_streams:
+        if stream.alias not in manifest.resources.streams:
             raise undeclared("stream resource", stream.alias)
         publish += _stream_grants(stream)
     for consumer in bindings.event_consumers:
-        if consumer.group not in declared_groups:
+        if consumer.group not in manifest.event_consumers:
             raise undeclared("event consumer group", consumer.group)
         publish += _event_consumer_grants(consumer)
     if bindings.jobs is not None:
         for queue_name in bindings.jobs.queues:
-            if queue_name not in declared_jobs:
+            if queue_name not in manifest.jobs:
                 raise undeclared("job queue", queue_name)
         job_pub, job_sub = _jobs_grants(bindings.jobs)
         publish += job_pub
@@ -572,8 +490,8 @@ def _sorted_unique(items: Iterable[str]) -> tuple[str, ...]:
 
 
 def derive_service_permissions(
-    manifest: Mapping[str, Any],
-    active: Mapping[str, Mapping[str, Any]],
+    manifest: Manifest,
+    active: Mapping[str, Manifest],
     *,
     capabilities: Iterable[str],
     session_key: str,
@@ -584,25 +502,24 @@ def derive_service_permissions(
     Uses whose gate the service does not hold are left out rather than refused: a service
     may degrade, and the receiver re-checks capabilities on every request anyway.
     """
-    cid = _manifest_id(manifest)
     inbox = inbox_prefix(session_key)
     held = _capability_set(capabilities) | {SERVICE_CAPABILITY}
-    uses = _collect_uses(manifest, active, cid)
+    uses = _collect_uses(manifest, active)
 
     publish = [AUTH_VALIDATE_SUBJECT]
-    publish += [g.subject for g in _own_events(manifest, cid)]
+    publish += [g.subject for g in _own_events(manifest)]
     publish += [g.subject for g in uses.publish if g.requires <= held]
-    subscribe = [f"{inbox}.>", *_own_rpc_subjects(manifest, cid)]
+    subscribe = [f"{inbox}.>", *_own_rpc_subjects(manifest)]
     subscribe += [g.subject for g in uses.subscribe if g.requires <= held]
 
-    bind_pub, bind_sub = _binding_grants(manifest, bindings or ServiceBindings(), cid)
+    bind_pub, bind_sub = _binding_grants(manifest, bindings or ServiceBindings())
     publish += bind_pub
     subscribe += bind_sub
 
     required = set().union(*(g.requires for g in (*uses.publish, *uses.subscribe)))
     return DerivedPermissions(
         session="service",
-        contract_id=cid,
+        contract_id=manifest.id,
         publish=_sorted_unique(publish),
         subscribe=_sorted_unique(subscribe),
         required_capabilities=_sorted_unique(required),
@@ -611,31 +528,29 @@ def derive_service_permissions(
 
 
 def _user_grants(
-    manifest: Mapping[str, Any], active: Mapping[str, Mapping[str, Any]], cid: str
+    manifest: Manifest, active: Mapping[str, Manifest]
 ) -> tuple[list[_Grant], list[_Grant]]:
-    kind = manifest.get("kind")
-    if kind not in USER_KINDS:
+    if manifest.kind not in USER_KINDS:
         raise PermissionDerivationError(
             REASON_INVALID_MANIFEST,
-            f"kind {kind!r} is not a user-session kind",
-            contract_id=cid,
+            f"kind {manifest.kind!r} is not a user-session kind",
+            contract_id=manifest.id,
         )
-    uses = _collect_uses(manifest, active, cid)
-    return [*_own_events(manifest, cid), *uses.publish], uses.subscribe
+    uses = _collect_uses(manifest, active)
+    return [*_own_events(manifest), *uses.publish], uses.subscribe
 
 
 def required_user_capabilities(
-    manifest: Mapping[str, Any], active: Mapping[str, Mapping[str, Any]]
+    manifest: Manifest, active: Mapping[str, Manifest]
 ) -> tuple[str, ...]:
     """Every capability a user needs to sign in with this contract (for consent screens)."""
-    cid = _manifest_id(manifest)
-    publish, subscribe = _user_grants(manifest, active, cid)
+    publish, subscribe = _user_grants(manifest, active)
     return _sorted_unique(c for g in (*publish, *subscribe) for c in g.requires)
 
 
 def derive_user_permissions(
-    manifest: Mapping[str, Any],
-    active: Mapping[str, Mapping[str, Any]],
+    manifest: Manifest,
+    active: Mapping[str, Manifest],
     *,
     capabilities: Iterable[str],
     session_key: str,
@@ -650,9 +565,8 @@ def derive_user_permissions(
     or revocation changes the next call without a reconnect; event publish/subscribe, which
     no handler sees, stay gated here by the capabilities held at connect time.
     """
-    cid = _manifest_id(manifest)
     inbox = inbox_prefix(session_key)
-    publish, subscribe = _user_grants(manifest, active, cid)
+    publish, subscribe = _user_grants(manifest, active)
     required = frozenset(c for g in (*publish, *subscribe) for c in g.requires)
     held = _capability_set(capabilities)
     if rpc_checked_by_handler:
@@ -661,10 +575,10 @@ def derive_user_permissions(
     else:
         missing = required - held
         if missing:
-            raise InsufficientPermissionsError(cid, missing)
+            raise InsufficientPermissionsError(manifest.id, missing)
     return DerivedPermissions(
         session="user",
-        contract_id=cid,
+        contract_id=manifest.id,
         publish=_sorted_unique(g.subject for g in publish),
         subscribe=_sorted_unique([f"{inbox}.>", *(g.subject for g in subscribe)]),
         required_capabilities=_sorted_unique(required),
@@ -673,30 +587,24 @@ def derive_user_permissions(
 
 
 def derive_permissions(
-    manifest: Mapping[str, Any],
-    active: Mapping[str, Mapping[str, Any]],
+    manifest: Manifest,
+    active: Mapping[str, Manifest],
     *,
     capabilities: Iterable[str],
     session_key: str,
     bindings: ServiceBindings | None = None,
 ) -> DerivedPermissions:
     """Dispatch on the manifest's ``kind``: ``service`` or one of the user kinds."""
-    cid = _manifest_id(manifest)
-    kind = manifest.get("kind")
-    if kind == "service":
+    if manifest.kind == "service":
         return derive_service_permissions(
             manifest, active, capabilities=capabilities, session_key=session_key, bindings=bindings
         )
-    if kind in USER_KINDS:
-        if bindings is not None:
-            raise PermissionDerivationError(
-                REASON_INVALID_BINDING,
-                "resource bindings belong to service sessions only",
-                contract_id=cid,
-            )
-        return derive_user_permissions(
-            manifest, active, capabilities=capabilities, session_key=session_key
+    if bindings is not None:
+        raise PermissionDerivationError(
+            REASON_INVALID_BINDING,
+            "resource bindings belong to service sessions only",
+            contract_id=manifest.id,
         )
-    raise PermissionDerivationError(
-        REASON_INVALID_MANIFEST, f"unknown contract kind {kind!r}", contract_id=cid
+    return derive_user_permissions(
+        manifest, active, capabilities=capabilities, session_key=session_key
     )

@@ -40,8 +40,8 @@ def mount_core(server: RpcServer, cp: ControlPlane) -> None:
                 b.CatalogEntry(
                     id=active.id,
                     digest=active.digest,
-                    display_name=record.manifest["displayName"],
-                    description=record.manifest["description"],
+                    display_name=record.manifest.display_name,
+                    description=record.manifest.description,
                 )
             )
         return Ok(b.Catalog(contracts=entries))
@@ -55,7 +55,7 @@ def mount_core(server: RpcServer, cp: ControlPlane) -> None:
             return Err(
                 b.DeploymentError(f"no contract with digest {req.digest}", reason="not_found")
             )
-        return Ok(b.ContractGetOutput(contract=record.manifest))
+        return Ok(b.ContractGetOutput(contract=record.manifest.dump()))
 
     @server.handler("Trellis.Bindings.Get")
     async def bindings_get(_: b.BindingsGetInput, ctx: RequestContext) -> Result[Any, TrellisError]:
@@ -80,12 +80,13 @@ def mount_core(server: RpcServer, cp: ControlPlane) -> None:
         section = {"rpc": "rpc", "event": "events", "operation": "operations", "feed": "feeds"}[
             req.kind
         ]
-        surface = (manifest.get(section) or {}).get(req.surface)
+        surface = next(
+            (s for sec, name, s in manifest.surfaces() if (sec, name) == (section, req.surface)),
+            None,
+        )
         if surface is None:
             return Ok(b.SurfaceStatusOutput(status="unknown_surface"))
-        needed = (surface.get("capabilities") or {}).get(
-            "call" if req.kind == "rpc" else "subscribe", []
-        )
+        needed = getattr(surface.capabilities, "call" if req.kind == "rpc" else "subscribe", [])
         if not ctx.principal.holds(needed):
             return Ok(b.SurfaceStatusOutput(status="unauthorized"))
         return Ok(b.SurfaceStatusOutput(status="available"))

@@ -6,7 +6,7 @@ so a restarted runtime (or a second replica) finds everything where it left it:
 ========================  ==========================  =====================================
 bucket                    key                         value
 ========================  ==========================  =====================================
-``trellis_contracts``     contract digest             the normalized manifest
+``trellis_contracts``     contract digest             the normalized manifest JSON
 ``trellis_active``        contract id (``@``→``_``)   which digest is active for that id
 ``trellis_deployments``   deployment name             contract, instance keys, enabled flag
 ``trellis_bindings``      deployment name             physical resource names per alias
@@ -27,9 +27,10 @@ from nats.js.api import KeyValueConfig, StorageType
 from nats.js.client import JetStreamContext
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError
 from nats.js.kv import KeyValue
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 from trellis.contracts.builtin import Deployment, InstanceHealth
+from trellis.contracts.model import Manifest
 from trellis.ids import now_iso
 from trellis.nats.kv import list_keys
 from trellis.principals import PRINCIPALS_BUCKET, Principal
@@ -62,10 +63,17 @@ class _Record(BaseModel):
 
 
 class ContractRecord(_Record):
+    """A contract by digest; the manifest is stored as its normalized JSON and parsed into
+    the typed model when the record is loaded."""
+
     digest: str
     id: str
-    manifest: dict[str, Any]
+    manifest: Manifest
     installed_at: str = Field(alias="installedAt", default_factory=now_iso)
+
+    @field_serializer("manifest")
+    def _manifest_json(self, manifest: Manifest) -> dict[str, Any]:
+        return manifest.dump()
 
 
 class ActiveContract(_Record):
@@ -175,9 +183,9 @@ class ControlPlane:
             tables[name] = Table(kv, model)
         return cls(js, tables)
 
-    async def active_manifests(self) -> dict[str, dict[str, Any]]:
+    async def active_manifests(self) -> dict[str, Manifest]:
         """Contract id → manifest of every active contract."""
-        out: dict[str, dict[str, Any]] = {}
+        out: dict[str, Manifest] = {}
         for active in await self.active.values():
             record = await self.contracts.get(active.digest)
             if record is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from trellis.contracts import Manifest
 from trellis.contracts.manifest import PLATFORM_CAPABILITIES
 from trellis.principals import Principal
 from trellis.runtime.install import Installer, InstallError, Kicker, _check_key
@@ -45,7 +46,7 @@ class Users:
         installer = self.installer
         async with self.cp.lock:
             normalized, digest = await installer._checked(manifest)
-            if normalized["kind"] == "service":
+            if normalized.kind == "service":
                 raise InstallError(
                     "not_a_participant", "services are installed, not registered as users"
                 )
@@ -57,14 +58,14 @@ class Users:
             if existing is None and await self.cp.principals.get(session_key) is not None:
                 raise InstallError("key_in_use", "that public key is already registered")
             await installer._check_activation(normalized, "")
-            await self._check_capabilities(capabilities, {normalized["id"]: normalized})
+            await self._check_capabilities(capabilities, {normalized.id: normalized})
             await installer._activate(normalized, digest, "")
             held = existing.capabilities if existing is not None else ()
             principal = Principal(
                 session_key=session_key,
                 kind="user",
                 name=user_id,
-                contract_id=normalized["id"],
+                contract_id=normalized.id,
                 contract_digest=digest,
                 capabilities=tuple(sorted({*held, *capabilities})),
                 disabled=existing.disabled if existing is not None else False,
@@ -114,13 +115,13 @@ class Users:
         return next((p for p in await self.all() if p.name == user_id), None)
 
     async def _check_capabilities(
-        self, wanted: Iterable[str], extra: Mapping[str, Mapping[str, Any]] | None = None
+        self, wanted: Iterable[str], extra: Mapping[str, Manifest] | None = None
     ) -> None:
         """Refuse capabilities that no active contract (nor ``extra``) declares."""
         manifests = {**await self.cp.active_manifests(), **(extra or {})}
         valid = set(PLATFORM_CAPABILITIES)
         for manifest in manifests.values():
-            valid.update(manifest.get("capabilities") or {})
+            valid.update(manifest.capabilities)
         unknown = sorted(set(wanted) - valid)
         if not unknown:
             return
