@@ -7,11 +7,24 @@ from typing import Any
 
 import pytest
 from examples.inventory.contract import ItemNotFound, inventory
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from tests.conftest import CONFORMANCE
+from tests.conftest import CONFORMANCE, conformance
 from trellis import Contract, ContractError, TrellisError, contract_digest, event, kv, rpc, stream
-from trellis.contracts import BUILTIN_CONTRACTS, check_manifest, trellis_core
+from trellis.canonical import canonical_json
+from trellis.contracts import (
+    BUILTIN_CONTRACTS,
+    Manifest,
+    Problem,
+    check_manifest,
+    normalize_manifest,
+    project_manifest,
+    trellis_core,
+)
+from trellis.contracts.model import SchemaRef
+from trellis.runtime.state import ContractRecord
 
 
 class In(BaseModel):
@@ -294,3 +307,206 @@ def test_undeclared_rpc_error_and_structural_problems() -> None:
     )
     assert any(p.startswith("subjects") for p in paths(manifest(subjects={})))
     assert any("$ref" in p for p in paths(manifest(schemas={"In": {"$ref": "#/x"}})))
+
+
+# --- the typed model ------------------------------------------------------------------------
+
+
+def test_an_upstream_authored_manifest_parses_into_the_model_and_round_trips() -> None:
+    """The digest vectors' inputs come from upstream's TypeScript builder."""
+    for vector in conformance("upstream/contract-digest.json"):
+        model = Manifest.parse(vector["input"])
+        assert model.dump() == normalize_manifest(vector["input"])
+        assert canonical_json(Manifest.parse(model.dump()).dump()) == canonical_json(model.dump())
+        assert contract_digest(model.dump()) == vector["digest"], vector["name"]
+
+
+def test_authored_contracts_expose_their_model() -> None:
+    known = {c.id: c.model for c in BUILTIN_CONTRACTS.values()}
+    for contract in (inventory, *BUILTIN_CONTRACTS.values()):
+        assert contract.model.dump() == contract.manifest
+        assert Manifest.parse(contract.manifest, known) == contract.model
+    items = inventory.model.resources.kv["items"]
+    assert (items.schema_ref.name, items.history, items.max_value_bytes) == ("Item", 1, None)
+    get = inventory.model.rpc["Items.Get"]
+    assert get.capabilities.call == ["inventory::items.read"]
+    assert [e.type for e in get.errors] == ["ItemNotFound"]
+    assert inventory.model.error_schema("ItemNotFound") == SchemaRef(schema="ItemNotFoundData")
+
+
+def test_omitted_settings_read_as_defaults_and_stay_unwritten() -> None:
+    m = manifest(
+        jobs={"q": {"payload": {"schema": "In"}}},
+        resources={"kv": {"k": {"purpose": "p", "schema": {"schema": "In"}}}},
+    )
+    model = Manifest.parse(m)
+    assert (model.jobs["q"].max_deliver, model.jobs["q"].ack_wait_ms) == (5, 300000)
+    assert (model.resources.kv["k"].history, model.resources.kv["k"].ttl_ms) == (1, 0)
+    assert model.dump() == normalize_manifest(m)
+    assert "maxDeliver" not in model.dump()["jobs"]["q"]
+    assert contract_digest(model.dump()) == contract_digest(m)
+
+
+def test_parse_raises_every_problem_and_check_returns_them() -> None:
+    with pytest.raises(ContractError) as info:
+        Manifest.parse(manifest(rpc={"A.B": rpc_entry("A.B", ref="Nope")}, kind="robot"))
+    assert [p.path for p in info.value.problems] == ["kind"]
+    assert info.value.contract_id == "demo@v1"
+    model, problems = Manifest.check(manifest(rpc={"A.B": rpc_entry("A.B", ref="Nope")}))
+    assert model is not None and model.rpc["A.B"].input.name == "Nope"
+    assert [str(p) for p in problems] == ["rpc.A.B.input: unknown schema 'Nope'"]
+    assert Manifest.check([]) == (None, [Problem("", "a manifest must be a JSON object")])
+
+
+def test_schema_refs_visit_every_reference_once_and_reachability_follows_rpc_errors() -> None:
+    schemas = {name: {"type": "object"} for name in ("In", "S", "Old", "Gone", "Unused", "X")}
+    m = manifest(
+        schemas=schemas,
+        rpc={"A.B": rpc_entry("A.B", errors=[{"type": "Gone"}])},
+        errors={
+            "Gone": {"type": "Gone", "schema": {"schema": "Gone"}},
+            "Unused": {"type": "Unused", "schema": {"schema": "Unused"}},
+        },
+        state={
+            "s": {
+                "kind": "value",
+                "schema": {"schema": "S"},
+                "acceptedVersions": {"v0": {"schema": "Old"}},
+            }
+        },
+    )
+    model = Manifest.parse(m)
+    paths = [path for path, _ in model.schema_refs()]
+    assert len(paths) == len(set(paths))
+    assert {path: ref.name for path, ref in model.schema_refs()} == {
+        "state.s.schema": "S",
+        "state.s.acceptedVersions.v0": "Old",
+        "rpc.A.B.input": "In",
+        "rpc.A.B.output": "In",
+        "errors.Gone.schema": "Gone",
+        "errors.Unused.schema": "Unused",
+    }
+    assert model.reachable_schemas() == {"In", "S", "Old", "Gone"}
+    assert model.reachable_schemas(state=False) == {"In", "Gone"}
+    projected = project_manifest(normalize_manifest(m))
+    assert set(projected["schemas"]) == model.reachable_schemas()
+
+
+def test_a_stored_contract_record_keeps_the_manifest_json_exactly() -> None:
+    record = ContractRecord(digest=inventory.digest, id=inventory.id, manifest=inventory.model)
+    stored = json.loads(record.model_dump_json(by_alias=True))
+    assert stored["manifest"] == inventory.manifest
+    loaded = ContractRecord.model_validate_json(json.dumps(stored))
+    assert loaded.manifest == inventory.model
+    assert contract_digest(loaded.manifest.dump()) == inventory.digest
+
+
+SCHEMA_NAMES = ["In", "Out", "Ev"]
+GENERATED_SCHEMAS = {
+    "In": {"type": "object", "properties": {"id": {"type": "string"}}},
+    "Out": {"type": "object", "properties": {}},
+    "Ev": {
+        "type": "object",
+        "properties": {"region": {"type": "string"}, "n": {"type": "integer"}},
+    },
+}
+_surface_names = st.lists(st.from_regex(r"\A[A-Z][a-z]{0,4}\.[A-Z][a-z]{0,4}\Z"), max_size=3)
+_ref = st.sampled_from(SCHEMA_NAMES).map(lambda name: {"schema": name})
+_caps = st.lists(st.sampled_from(["gen::read", "gen::write", "admin"]), unique=True)
+_docs = st.one_of(st.none(), st.builds(lambda t: {"markdown": t}, st.text(max_size=5)))
+
+
+def _maybe(draw: st.DrawFn, out: dict[str, Any], key: str, values: st.SearchStrategy[Any]) -> None:
+    """Write ``key`` or leave it out: omitted and written defaults digest differently."""
+    if draw(st.booleans()):
+        out[key] = draw(values)
+
+
+@st.composite
+def valid_manifests(draw: st.DrawFn) -> dict[str, Any]:
+    m: dict[str, Any] = {
+        "format": "trellis.contract.v1",
+        "id": "gen@v1",
+        "displayName": "Generated",
+        "description": "A generated contract.",
+        "kind": draw(st.sampled_from(["service", "app", "device", "agent", "cli"])),
+        "capabilities": {
+            "gen::read": {"displayName": "Read", "description": "r"},
+            "gen::write": {"displayName": "Write", "description": "w", "consequence": "c"},
+        },
+        "schemas": dict(GENERATED_SCHEMAS),
+        "errors": {"Gone": {"type": "Gone", "schema": {"schema": "Out"}}},
+    }
+    _maybe(draw, m, "docs", _docs.filter(bool))
+    rpc: dict[str, Any] = {}
+    for name in draw(_surface_names):
+        entry = {"version": "v1", "subject": f"rpc.v1.{name}", "input": draw(_ref)}
+        entry["output"] = draw(_ref)
+        _maybe(draw, entry, "capabilities", st.builds(lambda c: {"call": c}, _caps))
+        _maybe(draw, entry, "errors", st.sampled_from([[{"type": "Gone"}], []]))
+        rpc[name] = entry
+    events: dict[str, Any] = {}
+    for name in draw(_surface_names):
+        params = draw(st.sampled_from([[], ["/region"], ["/region", "/n"]]))
+        subject = ".".join([f"events.v1.{name}", *(f"{{{p}}}" for p in params)])
+        event = {"version": "v1", "subject": subject, "params": params, "event": {"schema": "Ev"}}
+        _maybe(
+            draw,
+            event,
+            "capabilities",
+            st.builds(lambda p, s: {"publish": p, "subscribe": s}, _caps, _caps),
+        )
+        events[name] = event
+    m["rpc"], m["events"] = rpc, events
+    kv: dict[str, Any] = {"purpose": "p", "schema": draw(_ref)}
+    for key, values in (
+        ("required", st.booleans()),
+        ("history", st.integers(1, 64)),
+        ("ttlMs", st.integers(0, 10**6)),
+        ("maxValueBytes", st.integers(1, 10**6)),
+    ):
+        _maybe(draw, kv, key, values)
+    stream: dict[str, Any] = {"purpose": "p", "subjects": ["a.*", "b.>"]}
+    _maybe(draw, stream, "retention", st.sampled_from(["limits", "workqueue", "interest"]))
+    _maybe(draw, stream, "maxAgeMs", st.integers(0, 10**6))
+    m["resources"] = {
+        "kv": {"items": kv},
+        "store": {"files": {"purpose": "p"}},
+        "streams": {"log": stream},
+    }
+    job: dict[str, Any] = {"payload": draw(_ref)}
+    _maybe(draw, job, "result", _ref)
+    for key, values in (
+        ("maxDeliver", st.integers(1, 9)),
+        ("backoffMs", st.lists(st.integers(0, 10**5), max_size=3)),
+        ("progress", st.booleans()),
+        ("concurrency", st.integers(1, 8)),
+    ):
+        _maybe(draw, job, key, values)
+    m["jobs"] = {"work": job}
+    if events:
+        consumer: dict[str, Any] = {"self": sorted(events)[:1]}
+        _maybe(draw, consumer, "replay", st.sampled_from(["new", "all"]))
+        _maybe(draw, consumer, "ackWaitMs", st.integers(1, 10**5))
+        m["eventConsumers"] = {"audit": consumer}
+    if draw(st.booleans()):
+        m["uses"] = {
+            "required": {
+                "core": {"contract": "trellis.core@v1", "rpc": {"call": ["Trellis.Catalog"]}}
+            }
+        }
+    return m
+
+
+@settings(max_examples=60, deadline=None)
+@given(valid_manifests())
+def test_parse_then_dump_round_trips_generated_manifests(m: dict[str, Any]) -> None:
+    known = {c.id: c.model for c in BUILTIN_CONTRACTS.values()}
+    model = Manifest.parse(m, known)
+    dumped = model.dump()
+    assert dumped == normalize_manifest(m)
+    assert Manifest.parse(dumped, known) == model
+    assert canonical_json(Manifest.parse(json.loads(json.dumps(dumped))).dump()) == canonical_json(
+        dumped
+    )
+    assert contract_digest(dumped) == contract_digest(m)
