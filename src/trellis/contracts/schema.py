@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
-__all__ = ["SchemaError", "inline_refs", "model_schema", "type_schema"]
+__all__ = ["SchemaError", "inline_refs", "model_schema", "self_contained", "type_schema"]
 
 
 class SchemaError(ValueError):
@@ -60,3 +60,12 @@ def _inline(node: Any, defs: dict[str, Any], stack: tuple[str, ...], name: str) 
             return {**resolved, **siblings}
         return resolved
     return {key: _inline(value, defs, stack, name) for key, value in node.items()}
+
+
+def self_contained(node: Any) -> bool:
+    """True when no ``$ref`` appears anywhere in a manifest schema."""
+    if isinstance(node, dict):
+        return "$ref" not in node and all(self_contained(v) for v in node.values())
+    if isinstance(node, list):
+        return all(self_contained(v) for v in node)
+    return True

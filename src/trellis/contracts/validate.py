@@ -18,6 +18,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from trellis.contracts.manifest import PLATFORM_CAPABILITIES, normalize_manifest, subject_wildcard
 from trellis.contracts.model import Event, Manifest
+from trellis.contracts.schema import self_contained
 from trellis.result import BUILTIN_ERRORS
 
 __all__ = ["ContractError", "Problem", "check", "check_manifest"]
@@ -115,14 +116,6 @@ def _tokenable(schema: Any) -> bool:
         and bool(kinds)
         and all(k in ("string", "integer", "number", "boolean") for k in kinds)
     )
-
-
-def _contains_ref(node: Any) -> bool:
-    if isinstance(node, Mapping):
-        return "$ref" in node or any(_contains_ref(v) for v in node.values())
-    if isinstance(node, list):
-        return any(_contains_ref(v) for v in node)
-    return False
 
 
 class _Checker:
@@ -321,7 +314,7 @@ class _Checker:
             if name not in self.m.schemas:
                 self.add("exports.schemas", f"unknown schema {name!r}")
         for name, schema in self.m.schemas.items():
-            if _contains_ref(schema):
+            if not self_contained(schema):
                 self.add(f"schemas.{name}", "'$ref' is not allowed; schemas must be self-contained")
 
     def check_event_consumers(self) -> None:
