@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
@@ -65,6 +64,7 @@ from trellis.contracts.model import (
     StreamResource,
     Surface,
 )
+from trellis.contracts.validate import Problem
 
 __all__ = [
     "Incompatibility",
@@ -111,15 +111,8 @@ _OBJECT_KEYS = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Incompatibility:
-    """One reason the new manifest cannot replace the active one."""
-
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
+#: one reason the new manifest cannot replace the active one (a path and a message)
+Incompatibility = Problem
 
 
 class IncompatibleContractError(ValueError):
