@@ -185,7 +185,7 @@ async def _measure_shape(
             await stack.enter_async_context(service_processes(pairs, key.public_key, params.loop))
         calls: dict[str, Call] = {}
         for row, url in zip(rows, urls, strict=True):
-            call = await stack.enter_async_context(CALLERS[row.impl](url, key, row.worker))
+            call = await stack.enter_async_context(CALLERS[row.impl](url, key))
             await until_served(call)
             calls[row.name] = call
         for call in calls.values():
@@ -283,7 +283,6 @@ def shape_report(
         for mine, other in (
             ("trellis", "raw"),
             ("trellis", "faststream"),
-            ("trellis+worker", "trellis"),
             ("trellis-2proc", "trellis"),
         )
         if mine in samples and other in samples

@@ -40,14 +40,12 @@ class Row:
     name: str
     impl: str  # raw | faststream | trellis
     processes: int = 1
-    worker: bool = False  # trellis: proofs through the signature worker process
 
 
 ROWS = (
     Row("raw", "raw"),
     Row("faststream", "faststream"),
     Row("trellis", "trellis"),
-    Row("trellis+worker", "trellis", worker=True),
     Row("trellis-2proc", "trellis", processes=2),
 )
 ROWS_BY_NAME = {row.name: row for row in ROWS}
@@ -70,7 +68,7 @@ def _reply(item: Any, item_id: str) -> Any:
 
 
 @contextlib.asynccontextmanager
-async def _raw_service(url: str, caller_key: str, worker: bool) -> AsyncIterator[None]:
+async def _raw_service(url: str, caller_key: str) -> AsyncIterator[None]:
     get_item, item, _ = models()
     nc = await nats.connect(url)
 
@@ -87,7 +85,7 @@ async def _raw_service(url: str, caller_key: str, worker: bool) -> AsyncIterator
 
 
 @contextlib.asynccontextmanager
-async def _faststream_service(url: str, caller_key: str, worker: bool) -> AsyncIterator[None]:
+async def _faststream_service(url: str, caller_key: str) -> AsyncIterator[None]:
     from faststream.nats import NatsBroker
 
     get_item, item, _ = models()
@@ -105,10 +103,8 @@ async def _faststream_service(url: str, caller_key: str, worker: bool) -> AsyncI
 
 
 @contextlib.asynccontextmanager
-async def _trellis_service(url: str, caller_key: str, worker: bool) -> AsyncIterator[None]:
+async def _trellis_service(url: str, caller_key: str) -> AsyncIterator[None]:
     from trellis import Ok
-    from trellis.auth import SignatureWorker
-    from trellis.nats.fastclient import connect
     from trellis.principals import Principal, PrincipalCache
     from trellis.service.rpc import RequestContext, RpcServer
 
@@ -124,8 +120,8 @@ async def _trellis_service(url: str, caller_key: str, worker: bool) -> AsyncIter
             capabilities=("inventory::items.read",),
         )
     )
-    nc = await connect(url)  # the connection class connect_service uses
-    server = RpcServer(nc, inventory, cache, signatures=SignatureWorker(offload=worker))
+    nc = await nats.connect(url)  # the connection class connect_service uses
+    server = RpcServer(nc, inventory, cache)
 
     @server.handler("Items.Get")
     async def get(req: Any, ctx: RequestContext) -> Any:
@@ -139,7 +135,7 @@ async def _trellis_service(url: str, caller_key: str, worker: bool) -> AsyncIter
         await nc.close()
 
 
-SERVICES: dict[str, Callable[[str, str, bool], contextlib.AbstractAsyncContextManager[None]]] = {
+SERVICES: dict[str, Callable[[str, str], contextlib.AbstractAsyncContextManager[None]]] = {
     "raw": _raw_service,
     "faststream": _faststream_service,
     "trellis": _trellis_service,
@@ -148,7 +144,7 @@ SERVICES: dict[str, Callable[[str, str, bool], contextlib.AbstractAsyncContextMa
 
 @contextlib.asynccontextmanager
 async def service_in_process(row: Row, url: str, caller_key: str) -> AsyncIterator[None]:
-    async with SERVICES[row.impl](url, caller_key, row.worker):
+    async with SERVICES[row.impl](url, caller_key):
         yield
 
 
@@ -170,7 +166,6 @@ async def service_processes(
                         url,
                         caller_key,
                         f"--loop={loop}",
-                        *(["--worker"] if row.worker else []),
                         cwd=ROOT,
                         stdin=asyncio.subprocess.PIPE,
                         stdout=asyncio.subprocess.PIPE,
@@ -215,7 +210,7 @@ async def until_served(call: Call, within: float = 10.0) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _raw_caller(url: str, key: Any, worker: bool) -> AsyncIterator[Call]:
+async def _raw_caller(url: str, key: Any) -> AsyncIterator[Call]:
     get_item, item, _ = models()
     nc = await nats.connect(url)
     body = get_item(id="item-1").model_dump_json().encode()
@@ -232,7 +227,7 @@ async def _raw_caller(url: str, key: Any, worker: bool) -> AsyncIterator[Call]:
 
 
 @contextlib.asynccontextmanager
-async def _faststream_caller(url: str, key: Any, worker: bool) -> AsyncIterator[Call]:
+async def _faststream_caller(url: str, key: Any) -> AsyncIterator[Call]:
     from faststream.nats import NatsBroker
 
     get_item, item, _ = models()
@@ -252,16 +247,13 @@ async def _faststream_caller(url: str, key: Any, worker: bool) -> AsyncIterator[
 
 
 @contextlib.asynccontextmanager
-async def _trellis_caller(url: str, key: Any, worker: bool) -> AsyncIterator[Call]:
+async def _trellis_caller(url: str, key: Any) -> AsyncIterator[Call]:
     from trellis import Ok
-    from trellis.auth import SignatureWorker
     from trellis.calls import RpcClient, rpc_targets
-    from trellis.nats.fastclient import connect
 
     get_item, _, inventory = models()
-    nc = await connect(url, inbox_prefix=key.inbox_prefix)  # as connect_client does
-    targets = rpc_targets(inventory, include_own=True)
-    client = RpcClient(nc, key, targets, signatures=SignatureWorker(offload=worker))
+    nc = await nats.connect(url, inbox_prefix=key.inbox_prefix)  # as connect_client does
+    client = RpcClient(nc, key, rpc_targets(inventory, include_own=True))
     request = get_item(id="item-1")
 
     async def call() -> None:
@@ -276,7 +268,7 @@ async def _trellis_caller(url: str, key: Any, worker: bool) -> AsyncIterator[Cal
         await nc.close()
 
 
-CALLERS: dict[str, Callable[[str, Any, bool], contextlib.AbstractAsyncContextManager[Call]]] = {
+CALLERS: dict[str, Callable[[str, Any], contextlib.AbstractAsyncContextManager[Call]]] = {
     "raw": _raw_caller,
     "faststream": _faststream_caller,
     "trellis": _trellis_caller,
@@ -286,8 +278,8 @@ CALLERS: dict[str, Callable[[str, Any, bool], contextlib.AbstractAsyncContextMan
 # --------------------------------------------------------------------------- service process
 
 
-async def _serve_until_stdin_closes(impl: str, url: str, caller_key: str, worker: bool) -> None:
-    async with SERVICES[impl](url, caller_key, worker):
+async def _serve_until_stdin_closes(impl: str, url: str, caller_key: str) -> None:
+    async with SERVICES[impl](url, caller_key):
         print("ready", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.buffer.read)
 
@@ -298,14 +290,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("url")
     parser.add_argument("caller_key", help="the caller's public session key")
     parser.add_argument("--loop", default="auto")
-    parser.add_argument("--worker", action="store_true", help="trellis: signature worker on")
     args = parser.parse_args(argv)
     from trellis.loop import run
 
-    run(
-        _serve_until_stdin_closes(args.impl, args.url, args.caller_key, args.worker),
-        loop=args.loop,
-    )
+    run(_serve_until_stdin_closes(args.impl, args.url, args.caller_key), loop=args.loop)
     return 0
 
 

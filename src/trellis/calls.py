@@ -28,13 +28,11 @@ from nats.nuid import NUID
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
-from trellis.auth import SessionKey, SignatureWorker, rpc_proof_digest
-from trellis.auth.worker import shared_signature_worker
+from trellis.auth import SessionKey
 from trellis.contracts import Contract
 from trellis.contracts.authoring import BUILTIN_REGISTRY
-from trellis.nats.fastclient import subscribe_inline
 from trellis.result import Err, Ok, Result, TransportError, TrellisError, ValidationError
-from trellis.wire import HEADER_STATUS, STATUS_ERROR, RequestIds, dump_payload, signed_headers
+from trellis.wire import HEADER_STATUS, STATUS_ERROR, RequestIds, dump_payload, request_headers
 
 __all__ = ["DEFAULT_TIMEOUT", "RpcClient", "RpcTarget", "rpc_targets"]
 
@@ -91,11 +89,9 @@ class RpcClient:
         targets: Mapping[str, RpcTarget],
         *,
         clock: Callable[[], float] = time.time,
-        signatures: SignatureWorker | None = None,
     ) -> None:
         self._nc = nc
         self._key = key
-        self._signatures = signatures or shared_signature_worker()
         self._targets = dict(targets)
         self._clock = clock
         self._prefix = f"{key.inbox_prefix}.{NUID().next().decode()}."
@@ -187,9 +183,9 @@ class RpcClient:
             return
         async with self._lock:
             if self._sub is None:
-                self._sub = await subscribe_inline(self._nc, self._prefix + "*", self._on_reply)
+                self._sub = await self._nc.subscribe(self._prefix + "*", cb=self._on_reply)
 
-    def _on_reply(self, msg: Msg) -> None:
+    async def _on_reply(self, msg: Msg) -> None:
         entry = self._pending.get(msg.subject[self._prefix_len :])
         if entry is not None and not entry[0].done():
             entry[0].set_result(msg)
@@ -231,20 +227,11 @@ class RpcClient:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Msg | None] = loop.create_future()
         self._pending[token] = (future, subject)
-        iat = int(self._clock())
-        request_id = self._ids.next()
-        digest = rpc_proof_digest(self._key.public_key, subject, body, iat, request_id)
+        headers = request_headers(
+            self._key, subject, body, int(self._clock()), self._ids.next(), traceparent
+        )
         timer: asyncio.TimerHandle | None = None
         try:
-            if len(self._pending) > 1:  # other calls in flight: sign off the event loop
-                signed_at = loop.time()
-                signature = await self._signatures.sign(self._key, digest)
-                budget -= loop.time() - signed_at  # a stalled worker must not stretch it
-                if budget <= 0:
-                    return TransportError("request timed out", code="trellis.request.failed")
-            else:
-                signature = self._signatures.sign_now(self._key, digest)
-            headers = signed_headers(self._key.public_key, signature, iat, request_id, traceparent)
             await self._nc.publish(subject, body, reply=self._prefix + token, headers=headers)
             timer = loop.call_later(budget, _expire, future)
             msg = await future

@@ -13,11 +13,11 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
+import nats
 from nats.aio.client import Client as NatsClient
 from nats.aio.client import RawCredentials
 
 from trellis.auth import SessionKey, connect_token
-from trellis.nats.fastclient import connect
 from trellis.nats.jwt import format_creds
 
 __all__ = ["ServerClock", "connect_participant"]
@@ -90,7 +90,7 @@ async def connect_participant(
         "disconnected_cb": disconnected_cb,
         "reconnected_cb": reconnected_cb,
     }
-    return await connect(
+    return await nats.connect(
         list(servers),
         user_credentials=credentials,
         token=token,

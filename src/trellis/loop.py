@@ -1,8 +1,8 @@
 """Running Trellis programs on the fastest event loop available.
 
 uvloop (libuv) runs asyncio's callbacks, futures, tasks and timers in C.  A Trellis RPC uses
-more of those than a bare request/reply (a task per request, futures for the signature
-worker, a timer per call), so it gains the most from it: ``bench/`` measures every
+more of those than a bare request/reply (a task per request, a future and a timer per
+call), so it gains the most from it: ``bench/`` measures every
 implementation on the same loop and records which.  Where uvloop is missing (Windows, PyPy)
 or ``TRELLIS_EVENT_LOOP=asyncio`` is set, the standard asyncio loop runs.
 """

@@ -54,7 +54,7 @@ def request_headers(
 def signed_headers(
     public_key: str, signature: bytes, iat: int, request_id: str, traceparent: str | None
 ) -> dict[str, str]:
-    """The request headers around a proof signature computed elsewhere (a worker, say)."""
+    """The request headers around an already computed proof signature."""
     headers = {
         HEADER_SESSION_KEY: public_key,
         HEADER_PROOF: b64url_encode(signature),

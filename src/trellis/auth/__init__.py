@@ -27,7 +27,6 @@ from trellis.auth.proofs import (
     verify_connect_token,
     verify_rpc_proof,
 )
-from trellis.auth.worker import SignatureWorker
 
 __all__ = [
     "DOMAIN_BIND_FLOW",
@@ -39,7 +38,6 @@ __all__ = [
     "ConnectTokenError",
     "KeyFormatError",
     "SessionKey",
-    "SignatureWorker",
     "connect_token",
     "domain_digest",
     "iat_in_window",

@@ -17,10 +17,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import uvicorn
+from nats import connect
 from nats.aio.client import Client as NatsClient
 
 from trellis.contracts import builtin
-from trellis.nats.fastclient import connect
 from trellis.nats.server import PortInUseError, check_port_free
 from trellis.principals import Principal, PrincipalCache
 from trellis.runtime.bundle import Bundle

@@ -1,7 +1,8 @@
 """Serving RPCs: the handler side of PROTOCOL §6.
 
 One request, in order: read the auth headers, check ``iat`` freshness, verify the proof over
-the body actually received, check the reply subject belongs to the caller's inbox, refuse a
+the body actually received (inline: handing one Ed25519 verify elsewhere costs more than it
+saves, see bench/README.md), check the reply subject belongs to the caller's inbox, refuse a
 replayed request id, resolve the caller (local cache, no round trip), check the method's
 ``capabilities.call``, validate the input into its model, run the handler as a task under a
 bounded semaphore, and reply with the output JSON or the error envelope.  A handler that
@@ -25,10 +26,9 @@ from nats.aio.subscription import Subscription
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
-from trellis.auth import SignatureWorker, iat_in_window, inbox_prefix, rpc_proof_digest
-from trellis.auth.worker import shared_signature_worker
+from trellis.auth import iat_in_window, inbox_prefix, rpc_proof_digest
+from trellis.auth.keys import decode_public_key, verify_signature
 from trellis.contracts import Contract
-from trellis.nats.fastclient import subscribe_inline
 from trellis.principals import Principal
 from trellis.result import (
     AuthError,
@@ -156,10 +156,8 @@ class RpcServer:
         queue: str | None = None,
         max_concurrency: int = 64,
         clock: Callable[[], float] = time.time,
-        signatures: SignatureWorker | None = None,
     ) -> None:
         self._nc = nc
-        self._signatures = signatures or shared_signature_worker()
         self._contract = contract
         self._principals = principals
         self._queue = queue or contract.id
@@ -203,8 +201,8 @@ class RpcServer:
         for method in self._methods.values():
             if method.handler is None:
                 continue
-            sub = await subscribe_inline(
-                self._nc, method.subject, self._dispatcher(method), queue=self._queue
+            sub = await self._nc.subscribe(
+                method.subject, queue=self._queue, cb=self._dispatcher(method)
             )
             self._subs.append(sub)
         await self._nc.flush()
@@ -222,9 +220,9 @@ class RpcServer:
             for task in pending:
                 task.cancel()
 
-    def _dispatcher(self, method: _Method) -> Callable[[Msg], None]:
-        def on_message(msg: Msg) -> None:
-            # run by the read loop itself: hand every request to its own task at once
+    def _dispatcher(self, method: _Method) -> Callable[[Msg], Awaitable[None]]:
+        async def on_message(msg: Msg) -> None:
+            # hand every request to its own task at once
             task = asyncio.create_task(self._serve(method, msg))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -267,7 +265,7 @@ class RpcServer:
             len(key) == 43
             and bool(msg.reply)
             and msg.reply.startswith(inbox_prefix(key) + ".")
-            and self._signatures.public_key(key) is not None  # cached: verify reuses it
+            and decode_public_key(key) is not None
         )
 
     async def _handle(self, method: _Method, msg: Msg) -> Ok[Any] | Err[TrellisError]:
@@ -292,10 +290,7 @@ class RpcServer:
                 AuthError("request iat is outside the allowed window", reason="iat_out_of_range")
             )
         digest = rpc_proof_digest(session_key, msg.subject, msg.data, iat, request_id)
-        # with other requests in flight the loop has better things to do than wait for
-        # libsodium: the signature worker batches those to its own process
-        busy = len(self._tasks) > 1
-        if not await self._signatures.verify(session_key, digest, proof, busy=busy):
+        if not verify_signature(session_key, digest, proof):
             return Err(AuthError("request proof does not verify", reason="invalid_signature"))
         if not self._replay.first_use(session_key, request_id, now):
             return Err(AuthError("request id was already used", reason="invalid_signature"))
