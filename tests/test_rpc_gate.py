@@ -1,13 +1,24 @@
-"""The RPC server's concurrency gate: a bound that holds, and slots never lost to
-cancellation."""
+"""The RPC server's bounds: the concurrency gate (a bound that holds, slots never lost to
+cancellation) and the pending bound (requests beyond it refused before a task or a verify)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
+import nats
 import pytest
+from examples.inventory.contract import GetItem, Item, inventory
 
-from trellis.service.rpc import _Gate
+from tests.runtime.support import eventually
+from trellis.auth import SessionKey
+from trellis.calls import RpcClient, rpc_targets
+from trellis.nats.server import NatsServer, free_ports
+from trellis.principals import Principal, PrincipalCache
+from trellis.result import Err, Ok, TransportError
+from trellis.service.rpc import RequestContext, RpcServer, _Gate
 
 
 def test_a_gate_needs_at_least_one_slot() -> None:
@@ -66,3 +77,96 @@ async def test_a_waiter_cancelled_before_its_turn_is_skipped() -> None:
     await asyncio.wait_for(c, timeout=1)
     gate.release()
     assert gate._free == 1 and not gate._waiters
+
+
+# --------------------------------------------------------------------------- the pending bound
+
+
+@pytest.fixture
+async def server_url(tmp_path: Path) -> AsyncIterator[str]:
+    """A real nats-server on a free loopback port."""
+    (port,) = free_ports(1)
+    conf = tmp_path / "nats.conf"
+    conf.write_text(f'host: "127.0.0.1"\nport: {port}\n')
+    async with NatsServer(conf, client_port=port) as server:
+        yield server.url
+
+
+def test_max_pending_defaults_to_four_times_the_concurrency_and_cannot_be_below_it() -> None:
+    unused: Any = None  # nothing is started: no connection needed
+    assert RpcServer(unused, inventory, PrincipalCache(), max_concurrency=3).max_pending == 12
+    with pytest.raises(ValueError, match="at least max_concurrency"):
+        RpcServer(unused, inventory, PrincipalCache(), max_concurrency=3, max_pending=2)
+
+
+async def test_requests_beyond_the_bound_are_refused_before_a_task_or_a_verification(
+    server_url: str,
+) -> None:
+    key = SessionKey.generate()
+    principals = PrincipalCache()
+    principals.put(
+        Principal(
+            session_key=key.public_key,
+            kind="user",
+            name="caller",
+            contract_id="caller@v1",
+            contract_digest="caller",
+            capabilities=("inventory::items.read",),
+        )
+    )
+    snc = await nats.connect(server_url)
+    cnc = await nats.connect(server_url, inbox_prefix=key.inbox_prefix)
+    server = RpcServer(snc, inventory, principals, max_concurrency=1, max_pending=2)
+    client = RpcClient(cnc, key, rpc_targets(inventory, include_own=True))
+    release = asyncio.Event()
+
+    @server.handler("Items.Get")
+    async def held(req: GetItem, ctx: RequestContext) -> Ok[Item]:
+        await release.wait()
+        return Ok(Item(id=req.id, name="held", category="books", quantity=1))
+
+    try:
+        await server.start()
+        calls = [
+            asyncio.create_task(client.call("Items.Get", {"id": str(n)}, timeout=10))
+            for n in range(5)
+        ]
+        await eventually(lambda: sum(c.done() for c in calls) == 3, what="3 refusals")
+        for call in calls:
+            if call.done():
+                result = call.result()
+                assert isinstance(result, Err) and isinstance(result.error, TransportError)
+                assert result.error.code == "trellis.request.unavailable"
+        assert (server.inflight, server.peak_pending, server.refused) == (2, 2, 3)
+
+        # full: a request with a bogus proof is refused as unavailable, so it was never
+        # verified (a verification would answer AuthError) ...
+        bogus = {
+            "session-key": key.public_key,
+            "proof": "A" * 86,
+            "iat": "1",
+            "request-id": "r",
+        }
+        reply = await cnc.request("rpc.v1.Items.Get", b"{}", headers=bogus, timeout=10)
+        assert b"trellis.request.unavailable" in reply.data
+        assert server.refused == 4
+        # ... and one whose reply is not the caller's inbox is still dropped unanswered
+        sub = await cnc.subscribe("elsewhere")
+        await cnc.publish("rpc.v1.Items.Get", b"{}", reply="elsewhere", headers=bogus)
+        await cnc.flush()
+        with pytest.raises(nats.errors.TimeoutError):
+            await sub.next_msg(timeout=0.3)
+        assert server.refused == 4
+
+        release.set()
+        results = await asyncio.gather(*calls)
+        assert sum(isinstance(r, Ok) for r in results) == 2
+        assert await client.call("Items.Get", {"id": "after"}) == Ok(
+            Item(id="after", name="held", category="books", quantity=1)
+        )
+    finally:
+        release.set()
+        await client.close()
+        await server.stop(drain_timeout=1.0)
+        await cnc.close()
+        await snc.close()

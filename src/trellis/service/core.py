@@ -75,6 +75,7 @@ class TrellisService(Participant):
         info: BootstrapInfo,
         *,
         max_concurrency: int = 64,
+        max_pending: int | None = None,
     ) -> None:
         super().__init__(contract, key, nc, info.clock())
         self.info = info
@@ -86,6 +87,7 @@ class TrellisService(Participant):
             self.principals,
             queue=contract.id,
             max_concurrency=max_concurrency,
+            max_pending=max_pending,
             clock=self.clock,
         )
         self._consumers: dict[str, EventConsumer] = {}
@@ -289,12 +291,16 @@ async def connect_service(
     session_key: SessionKey | str | Path,
     trellis_url: str | None = None,
     max_concurrency: int = 64,
+    max_pending: int | None = None,
 ) -> TrellisService:
     """Bootstrap and connect an installed service; raises ``ConnectError`` if refused.
 
     ``session_key`` is a ``SessionKey``, a seed file path, or ``env:VAR`` naming an
     environment variable that holds the seed; ``trellis_url`` defaults as
     ``resolve_trellis_url`` says (``TRELLIS_URL``, then ``$TRELLIS_HOME/runtime.json``).
+    At most ``max_concurrency`` handlers run at once and ``max_pending`` requests (default
+    4 x ``max_concurrency``) are held, waiting plus running; beyond that a request is
+    answered at once with ``TransportError(trellis.request.unavailable)``.
     """
     key = _load_key(session_key)
     booted = await bootstrap_service(
@@ -306,7 +312,9 @@ async def connect_service(
     nc, relay = await connect_bootstrapped(
         info, key, contract.digest, name=f"{info.deployment}:{key.public_key[:8]}"
     )
-    service = TrellisService(contract, key, nc, info, max_concurrency=max_concurrency)
+    service = TrellisService(
+        contract, key, nc, info, max_concurrency=max_concurrency, max_pending=max_pending
+    )
     relay.client = service._rpc
     await service._open_resources()
     return service

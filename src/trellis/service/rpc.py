@@ -1,13 +1,18 @@
 """Serving RPCs: the handler side of PROTOCOL §6.
 
-One request, in order: read the auth headers, check ``iat`` freshness, verify the proof over
-the body actually received (inline: handing one Ed25519 verify elsewhere costs more than it
-saves, see bench/README.md), check the reply subject belongs to the caller's inbox, refuse a
-replayed request id, resolve the caller (local cache, no round trip), check the method's
-``capabilities.call``, validate the input into its model, run the handler as a task under a
-bounded semaphore, and reply with the output JSON or the error envelope.  A handler that
-raises is logged with its trace and answered as ``UnexpectedError``: a caller never waits
-for a timeout because a handler failed.
+One request, in order: check the reply subject belongs to the caller's inbox (else drop it
+unanswered), refuse it at once with ``TransportError(trellis.request.unavailable)`` if the
+server already holds ``max_pending`` requests (waiting plus running), then, in a task of its
+own: check ``iat`` freshness, verify the proof over the body actually received (inline:
+handing one Ed25519 verify elsewhere costs more than it saves, see bench/README.md), refuse
+a replayed request id, resolve the caller (local cache, no round trip), check the method's
+``capabilities.call``, validate the input into its model, run the handler under the
+``max_concurrency`` gate, and reply with the output JSON or the error envelope.  A handler
+that raises is logged with its trace and answered as ``UnexpectedError``: a caller never
+waits for a timeout because a handler failed.
+
+Why the bound sits in front of the task: a flood must cost the service a header check and a
+canned reply per excess request, not a task, a verification and memory that grows with it.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from trellis.result import (
     AuthError,
     Err,
     Ok,
+    TransportError,
     TrellisError,
     UnexpectedError,
     ValidationError,
@@ -51,6 +57,13 @@ from trellis.wire import (
 __all__ = ["Handler", "PrincipalLookup", "ReplayGuard", "RequestContext", "RpcServer"]
 
 log = logging.getLogger("trellis.service")
+
+#: the answer to a request beyond ``max_pending``, encoded once
+_BUSY_BODY, _BUSY_HEADERS = error_reply(
+    TransportError(
+        "the service is at its request bound; retry later", code="trellis.request.unavailable"
+    )
+)
 
 
 class PrincipalLookup(Protocol):
@@ -155,13 +168,25 @@ class RpcServer:
         *,
         queue: str | None = None,
         max_concurrency: int = 64,
+        max_pending: int | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``max_concurrency`` handlers run at once; at most ``max_pending`` requests (by
+        default 4 x ``max_concurrency``) are held, waiting plus running."""
         self._nc = nc
         self._contract = contract
         self._principals = principals
         self._queue = queue or contract.id
         self._gate = _Gate(max_concurrency)
+        self.max_pending = 4 * max_concurrency if max_pending is None else max_pending
+        if self.max_pending < max_concurrency:
+            raise ValueError(
+                f"max_pending ({self.max_pending}) must be at least max_concurrency "
+                f"({max_concurrency})"
+            )
+        #: the most requests held at once so far, and how many were refused for the bound
+        self.peak_pending = 0
+        self.refused = 0
         self._clock = clock
         self._replay = ReplayGuard()
         self._subs: list[Subscription] = []
@@ -195,6 +220,7 @@ class RpcServer:
 
     @property
     def inflight(self) -> int:
+        """Requests held now, waiting for the gate or running."""
         return len(self._tasks)
 
     async def start(self) -> None:
@@ -222,23 +248,30 @@ class RpcServer:
 
     def _dispatcher(self, method: _Method) -> Callable[[Msg], Awaitable[None]]:
         async def on_message(msg: Msg) -> None:
-            # hand every request to its own task at once
+            if not self._reply_is_callers_inbox(msg):
+                # NATS checks the right to publish a request but not its reply subject, and
+                # the responder may publish once to whatever reply it got: answering anything
+                # else would let a caller make this service write into KV, events, inboxes...
+                log.warning(
+                    "dropped a request to %s: its reply subject is not the caller's inbox",
+                    msg.subject,
+                )
+                return
+            if len(self._tasks) >= self.max_pending:
+                self.refused += 1
+                try:
+                    await self._nc.publish(msg.reply, _BUSY_BODY, headers=_BUSY_HEADERS)
+                except Exception:  # the caller may be gone; nothing to answer
+                    log.debug("could not refuse a request to %s", method.name, exc_info=True)
+                return
             task = asyncio.create_task(self._serve(method, msg))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+            self.peak_pending = max(self.peak_pending, len(self._tasks))
 
         return on_message
 
     async def _serve(self, method: _Method, msg: Msg) -> None:
-        if not self._reply_is_callers_inbox(msg):
-            # NATS checks the right to publish a request but not its reply subject, and the
-            # responder may publish once to whatever reply it got: answering anything else
-            # would let a caller make this service write into KV, events, other inboxes...
-            log.warning(
-                "dropped a request to %s: its reply subject is not the caller's inbox",
-                msg.subject,
-            )
-            return
         await self._gate.acquire()
         try:
             try:
