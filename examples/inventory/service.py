@@ -6,6 +6,9 @@ Run it against a running deployment (``trellis dev``) once installed::
     trellis service install examples.inventory.contract:inventory --name inventory \\
         --public-key "$(trellis keys show inventory.seed)"
     python -m examples.inventory.service --seed inventory.seed --trellis http://127.0.0.1:PORT
+
+Add ``--processes N`` to serve it from N processes in the RPC queue group (or run
+``trellis serve examples.inventory.service:serve --processes N --seed ... --trellis ...``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from examples.inventory.contract import (
     inventory,
 )
 from trellis import Err, Ok, Result, run
+from trellis.cli.serve import supervise
 from trellis.ids import now_iso
 from trellis.service import EventMessage, RequestContext, TrellisService, connect_service
 
@@ -72,16 +76,27 @@ def mount(service: TrellisService) -> None:
         return Ok(None)
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", required=True, help="seed file (or env:VAR)")
-    parser.add_argument("--trellis", required=True, help="the runtime's HTTP URL")
-    args = parser.parse_args()
+async def serve(session_key: str, trellis_url: str) -> None:
+    """The entry point ``trellis serve`` runs in every process: connect, mount, serve."""
     logging.basicConfig(level=logging.INFO)
-    service = await connect_service(inventory, session_key=args.seed, trellis_url=args.trellis)
+    service = await connect_service(inventory, session_key=session_key, trellis_url=trellis_url)
     mount(service)
     await service.run()
 
 
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", required=True, help="seed file (or env:VAR)")
+    parser.add_argument("--trellis", required=True, help="the runtime's HTTP URL")
+    parser.add_argument("--processes", type=int, default=1, help="service processes to run")
+    args = parser.parse_args()
+    if args.processes > 1:
+        return supervise(
+            "examples.inventory.service:serve", args.processes, args.seed, args.trellis
+        )
+    run(serve(args.seed, args.trellis))
+    return 0
+
+
 if __name__ == "__main__":
-    run(main())
+    raise SystemExit(main())

@@ -162,12 +162,13 @@ def canonical_cmd(
 
 
 def _register() -> None:
-    from trellis.cli import call, local, service, users
+    from trellis.cli import call, local, serve, service, users
 
     app.add_typer(service.app, name="service")
     app.add_typer(users.app, name="user")
     app.command("call", epilog=call.EXAMPLES)(call.call_cmd)
     local.register(app)
+    serve.register(app)
 
 
 _register()

@@ -15,7 +15,8 @@ class SourceError(Exception):
     """The named contract could not be loaded (message is meant for the user)."""
 
 
-def load_contract_object(spec: str) -> Contract:
+def load_attribute(spec: str) -> Any:
+    """The object ``MODULE:ATTR`` names, the current directory importable (as ``python -m``)."""
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise SourceError(f"{spec!r} is not of the form MODULE:ATTR")
@@ -27,9 +28,13 @@ def load_contract_object(spec: str) -> Contract:
     except ImportError as exc:
         raise SourceError(f"cannot import module {module_name!r}: {exc}") from exc
     try:
-        value = getattr(module, attr)
+        return getattr(module, attr)
     except AttributeError:
         raise SourceError(f"module {module_name!r} has no attribute {attr!r}") from None
+
+
+def load_contract_object(spec: str) -> Contract:
+    value = load_attribute(spec)
     if not isinstance(value, Contract):
         raise SourceError(f"{spec} is a {type(value).__name__}, not a trellis Contract")
     return value
