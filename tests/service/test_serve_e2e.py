@@ -121,3 +121,19 @@ def test_the_entry_point_must_be_an_async_function_of_key_and_url() -> None:
     ):
         with pytest.raises(SourceError, match=reason):
             load_entry_point(bad)
+
+
+async def test_children_stop_when_the_supervisor_is_killed(inv: Inventory, tmp_path: Path) -> None:
+    seed = inv.key.save(tmp_path / "inventory.seed")
+    proc = _serve(inv, seed, 2)
+    try:
+        pids = await _children(proc)
+        proc.kill()  # SIGKILL, while the children start: no chance to stop them
+        proc.wait()
+        await eventually(
+            lambda: not any(_alive(pid) for pid in pids), within=20, what="orphans gone"
+        )
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

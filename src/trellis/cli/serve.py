@@ -18,9 +18,11 @@ process manager above (systemd, Kubernetes, ...), which then sees the failure.
 from __future__ import annotations
 
 import inspect
+import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
@@ -77,14 +79,14 @@ def supervise(
         stopping = True
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    argv = [sys.executable, "-c", _CHILD, str(os.getpid()), target, session_key, trellis_url]
     children: list[subprocess.Popen[bytes]] = []
     status = 0
     try:
         for _ in range(processes):
             children.append(
                 subprocess.Popen(  # noqa: S603 - argv list, no shell
-                    [sys.executable, "-m", "trellis.cli.serve", target, session_key, trellis_url],
-                    start_new_session=True,
+                    argv, start_new_session=True
                 )
             )
         report(f"serving {target} in {processes} processes: {[c.pid for c in children]}")
@@ -158,7 +160,23 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(serve_cmd)
 
 
-if __name__ == "__main__":
-    # a child of ``supervise``: MODULE:ATTR SESSION_KEY TRELLIS_URL (a seed file or env:VAR,
-    # never the seed itself)
-    run_one(*sys.argv[1:4])
+def _stop_when_orphaned(parent: int) -> None:
+    """A child whose supervisor died (even by SIGKILL) stops itself, as if told to."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="trellis-serve-orphan-watch", daemon=True).start()
+
+
+def _child(supervisor: str, target: str, session_key: str, trellis_url: str) -> None:
+    """A process started by :func:`supervise` (``session_key`` is a seed file or env:VAR,
+    never the seed itself)."""
+    _stop_when_orphaned(int(supervisor))  # its pid, in case it died while this one started
+    run_one(target, session_key, trellis_url)
+
+
+#: what a child runs; ``-c`` keeps the current directory importable, as ``python -m`` does
+_CHILD = "import sys; from trellis.cli.serve import _child; _child(*sys.argv[1:5])"
