@@ -36,6 +36,7 @@ import math
 import os
 import platform
 import statistics
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -321,6 +322,7 @@ async def run(params: Params) -> dict[str, Any]:
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "elapsed_s": round(time.perf_counter() - started, 2),
         "environment": {
+            "commit": _commit(),
             "python": platform.python_version(),
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
@@ -343,6 +345,21 @@ async def run(params: Params) -> dict[str, Any]:
     }
 
 
+def _commit() -> str | None:
+    """The checked-out commit (``+`` if the tree has changes), so figures can be traced."""
+    try:
+        head = subprocess.run(
+            ["git", "describe", "--always", "--dirty=+"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head.stdout.strip() or None
+
+
 # --------------------------------------------------------------------------- output
 
 
@@ -361,7 +378,8 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"Sequential: {p['calls']} calls after {p['warmup']} warm-up; concurrent: "
         f"{p['conc_calls']} calls with {p['inflight']} in flight; median of {p['rounds']} "
-        f"round(s). Python {env['python']} on {env['event_loop']}, {env['cpus']} CPU(s), "
+        f"round(s), commit {env.get('commit') or 'n/a'}. Python {env['python']} on "
+        f"{env['event_loop']}, {env['cpus']} CPU(s), "
         f"nats-py {env['nats_py']}, pydantic {env['pydantic']}, FastStream {env['faststream']}. "
         f"Ed25519 in this run: sign {crypto['sign_us']:.0f} µs, verify "
         f"{crypto['verify_us']:.0f} µs.",
