@@ -52,14 +52,14 @@ def event_definitions(contract: Contract) -> dict[str, EventDefinition]:
             sources.append((target, [*use.publish, *use.subscribe]))
     for owner, names in sources:
         for name in names:
-            surface = owner.manifest["events"][name]
+            surface = owner.model.events[name]
             defs[name] = EventDefinition(
                 name,
                 owner.id,
-                surface["subject"],
-                tuple(surface.get("params") or ()),
+                surface.subject,
+                tuple(surface.params),
                 owner.events[name].model,
-                tuple((surface.get("capabilities") or {}).get("subscribe") or ()),
+                tuple(surface.capabilities.subscribe),
             )
     return defs
 

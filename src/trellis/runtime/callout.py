@@ -22,7 +22,6 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from trellis.auth import ConnectTokenError, parse_connect_token, verify_connect_token
-from trellis.contracts import Manifest
 from trellis.nats.jwt import (
     AuthorizationRequest,
     JwtError,
@@ -109,7 +108,6 @@ class CalloutService:
         self._capacity = max_inflight + max_waiting
         self._pending = 0
         self._clock = clock
-        self._manifests: dict[str, Manifest] = {}
         self._sub: Subscription | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.decisions: dict[str, int] = {}
@@ -233,7 +231,7 @@ class CalloutService:
             )
         if token.contract_digest != principal.contract_digest:
             return CalloutDecision("contract_changed")
-        manifest = await self._manifest(principal.contract_digest)
+        manifest = await self._cp.manifest(principal.contract_digest)
         if manifest is None:
             return CalloutDecision("contract_changed")
         active = await self._cp.active_manifests()
@@ -273,12 +271,3 @@ class CalloutService:
                 else "internal_error"
             )
         return CalloutDecision(None, principal, derived)
-
-    async def _manifest(self, digest: str) -> Manifest | None:
-        cached = self._manifests.get(digest)
-        if cached is None:
-            record = await self._cp.contracts.get(digest)
-            if record is None:
-                return None
-            cached = self._manifests[digest] = record.manifest
-        return cached

@@ -165,6 +165,9 @@ class ControlPlane:
         self.connections: Table[Connection] = tables["connections"]
         self.heartbeats: Table[InstanceHealth] = tables["heartbeats"]
         self.lock = asyncio.Lock()  # serializes installs within one runtime process
+        #: parsed manifests by digest: a digest names its content, so an entry never goes
+        #: stale, and the callout need not re-parse every active manifest on each connect
+        self._manifests: dict[str, Manifest] = {}
 
     @classmethod
     async def open(cls, js: JetStreamContext, *, replicas: int = 1) -> ControlPlane:
@@ -183,13 +186,23 @@ class ControlPlane:
             tables[name] = Table(kv, model)
         return cls(js, tables)
 
+    async def manifest(self, digest: str) -> Manifest | None:
+        """The stored manifest with this digest, parsed once per process."""
+        cached = self._manifests.get(digest)
+        if cached is None:
+            record = await self.contracts.get(digest)
+            if record is None:
+                return None
+            cached = self._manifests[digest] = record.manifest
+        return cached
+
     async def active_manifests(self) -> dict[str, Manifest]:
         """Contract id → manifest of every active contract."""
         out: dict[str, Manifest] = {}
         for active in await self.active.values():
-            record = await self.contracts.get(active.digest)
-            if record is not None:
-                out[active.id] = record.manifest
+            manifest = await self.manifest(active.digest)
+            if manifest is not None:
+                out[active.id] = manifest
         return out
 
 
