@@ -5,13 +5,14 @@ import pytest
 from trellis import (
     AuthError,
     Err,
+    KVError,
     Ok,
     RemoteError,
     Result,
     TransportError,
     TrellisError,
     UnexpectedError,
-    ValidationError,
+    ValidationFailed,
 )
 from trellis.result import UnwrapError
 
@@ -61,12 +62,10 @@ def test_wire_round_trip_of_declared_and_builtin_errors() -> None:
     assert isinstance(wire["id"], str) and len(wire["id"]) == 26
     back = TrellisError.from_wire(wire, {"ItemNotFound": ItemNotFound})
     assert back == error and isinstance(back, ItemNotFound)
-    issues = ValidationError(issues=[{"path": "/id", "message": "required"}])
+    issues = ValidationFailed(issues=[{"path": "/id", "message": "required"}])
     assert TrellisError.from_wire(issues.to_wire()) == issues
-    assert (
-        TrellisError.from_wire(TransportError(code="trellis.request.denied").to_wire()).code
-        == "trellis.request.denied"
-    )  # type: ignore[attr-defined]
+    denied = TrellisError.from_wire(TransportError(reason="trellis.request.denied").to_wire())
+    assert denied.reason == "trellis.request.denied"
     assert (
         TrellisError.from_wire(AuthError(reason="iat_out_of_range").to_wire()).reason
         == "iat_out_of_range"
@@ -99,3 +98,15 @@ def test_reserved_field_names_are_refused() -> None:
 
         class Clash(TrellisError):
             message: str  # type: ignore[misc]
+
+
+def test_every_error_has_one_reason() -> None:
+    assert ItemNotFound(item_id="1").reason == "ItemNotFound"
+    assert "reason" not in ItemNotFound(item_id="1").to_wire()  # a constant, not a field
+    assert ValidationFailed().reason == "invalid_input"
+    assert ValidationFailed().type == "ValidationError"  # the wire type is upstream's
+    assert UnexpectedError().reason == "unexpected"
+    assert AuthError(reason="session_not_found").reason == "session_not_found"
+    assert AuthError().to_wire()["reason"] == "insufficient_permissions"
+    assert TransportError().reason == "trellis.request.failed"
+    assert KVError(reason="exists").reason == "exists"

@@ -136,7 +136,7 @@ async def test_requests_beyond_the_bound_are_refused_before_a_task_or_a_verifica
             if call.done():
                 result = call.result()
                 assert isinstance(result, Err) and isinstance(result.error, TransportError)
-                assert result.error.code == "trellis.request.unavailable"
+                assert result.error.reason == "trellis.request.unavailable"
         assert (server.inflight, server.peak_pending, server.refused) == (2, 2, 3)
 
         # full: a request with a bogus proof is refused as unavailable, so it was never

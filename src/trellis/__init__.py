@@ -34,7 +34,7 @@ from trellis.result import (
     TransportError,
     TrellisError,
     UnexpectedError,
-    ValidationError,
+    ValidationFailed,
 )
 from trellis.service import EventMessage, RequestContext, TrellisService, connect_service
 from trellis.service.handlers import HandlerMismatch
@@ -65,7 +65,7 @@ __all__ = [
     "TrellisService",
     "UnexpectedError",
     "Use",
-    "ValidationError",
+    "ValidationFailed",
     "canonical_json",
     "connect_client",
     "connect_service",

@@ -77,7 +77,7 @@ async def _signed_bootstrap(
                 return Err(
                     TransportError(
                         f"cannot reach the Trellis runtime at {trellis_url}: {exc}",
-                        code="runtime_unreachable",
+                        reason="runtime_unreachable",
                     )
                 )
             received = time.time()
@@ -85,7 +85,7 @@ async def _signed_bootstrap(
                 data = response.json()
             except ValueError:
                 return Err(
-                    TransportError("the bootstrap reply is not JSON", code="invalid_response")
+                    TransportError("the bootstrap reply is not JSON", reason="invalid_response")
                 )
             if isinstance(data.get("serverNow"), int):
                 offset = ServerClock.from_server_now(data["serverNow"], sent, received).offset
@@ -227,7 +227,7 @@ def _nats_refusal(exc: Exception, servers: list[str]) -> TrellisError:
         )
     return TransportError(
         f"cannot reach NATS at {', '.join(servers)}: {text or type(exc).__name__}",
-        code="nats_unreachable",
+        reason="nats_unreachable",
     )
 
 
@@ -247,4 +247,4 @@ class ConnectError(Exception):
 
     @property
     def reason(self) -> str:
-        return str(getattr(self.error, "reason", None) or getattr(self.error, "code", ""))
+        return self.error.reason

@@ -31,7 +31,7 @@ from pydantic import ValidationError as PydanticValidationError
 from trellis.auth import SessionKey
 from trellis.contracts import Contract
 from trellis.contracts.authoring import BUILTIN_REGISTRY
-from trellis.result import Err, Ok, Result, TransportError, TrellisError, ValidationError
+from trellis.result import Err, Ok, Result, TransportError, TrellisError, ValidationFailed
 from trellis.wire import HEADER_STATUS, STATUS_ERROR, RequestIds, dump_payload, request_headers
 
 __all__ = ["DEFAULT_TIMEOUT", "RpcClient", "RpcTarget", "rpc_targets"]
@@ -69,7 +69,7 @@ def rpc_targets(contract: Contract, *, include_own: bool = False) -> dict[str, R
                 targets[name] = RpcTarget(
                     name,
                     contract_id,
-                    target.manifest["rpc"][name]["subject"],
+                    target.model.rpc[name].subject,
                     spec.input,
                     spec.output,
                     {e.type: e for e in spec.errors},
@@ -121,13 +121,13 @@ class RpcClient:
             return Err(
                 TransportError(
                     f"{name!r} is not an RPC this contract uses; add it to the contract's 'uses'",
-                    code="trellis.request.denied",
+                    reason="trellis.request.denied",
                 )
             )
         try:
             body = self._encode(target, payload)
         except PydanticValidationError as exc:
-            return Err(ValidationError.from_pydantic(exc))
+            return Err(ValidationFailed.from_pydantic(exc))
         loop = asyncio.get_running_loop()
         now = loop.time()
         deadline = now + timeout
@@ -139,7 +139,7 @@ class RpcClient:
             if isinstance(msg, TrellisError):
                 if (
                     isinstance(msg, TransportError)
-                    and msg.code == "trellis.request.unavailable"
+                    and msg.reason == "trellis.request.unavailable"
                     and loop.time() + delay < retry_until
                 ):
                     await asyncio.sleep(delay)
@@ -174,7 +174,7 @@ class RpcClient:
             return Err(
                 TransportError(
                     f"the reply to {target.name} does not match its contract",
-                    code="trellis.request.invalid_response",
+                    reason="trellis.request.invalid_response",
                 )
             )
 
@@ -211,7 +211,7 @@ class RpcClient:
             subject,
             TransportError(
                 f"NATS refused the publish to {subject}: the contract does not grant it",
-                code="trellis.request.denied",
+                reason="trellis.request.denied",
             ),
         )
 
@@ -219,7 +219,7 @@ class RpcClient:
         self, subject: str, body: bytes, budget: float, traceparent: str | None
     ) -> Msg | TrellisError:
         if budget <= 0:
-            return TransportError("request timed out", code="trellis.request.failed")
+            return TransportError("request timed out", reason="trellis.request.failed")
         if self._sub is None:
             await self._ensure_sub()
         self._seq += 1
@@ -239,7 +239,7 @@ class RpcClient:
             return exc
         except Exception as exc:  # connection closed, draining, bad subject...
             return TransportError(
-                f"request to {subject} failed: {exc}", code="trellis.request.failed"
+                f"request to {subject} failed: {exc}", reason="trellis.request.failed"
             )
         finally:
             if timer is not None:
@@ -247,12 +247,12 @@ class RpcClient:
             self._pending.pop(token, None)
         if msg is None:
             return TransportError(
-                f"no reply to {subject} within {budget:.1f}s", code="trellis.request.failed"
+                f"no reply to {subject} within {budget:.1f}s", reason="trellis.request.failed"
             )
         headers_in = msg.headers
         if headers_in and headers_in.get("Status") == "503":
             return TransportError(
-                f"no service answers {subject}", code="trellis.request.unavailable"
+                f"no service answers {subject}", reason="trellis.request.unavailable"
             )
         return msg
 

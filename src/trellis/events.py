@@ -33,7 +33,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from trellis.contracts.manifest import subject_wildcard
 from trellis.ids import now_iso, ulid
-from trellis.result import Err, Ok, Result, TransportError, TrellisError, ValidationError
+from trellis.result import Err, Ok, Result, TransportError, TrellisError, ValidationFailed
 from trellis.subjects import subject_matches
 
 __all__ = [
@@ -168,7 +168,7 @@ async def publish_event(
                 else payload
             )
     except PydanticValidationError as exc:
-        return Err(ValidationError.from_pydantic(exc))
+        return Err(ValidationFailed.from_pydantic(exc))
     if "header" not in body and isinstance(payload, Mapping):
         # event models rarely declare ``header``: validation drops it, but a caller-given
         # id is what makes a retried publish the same event (``Nats-Msg-Id``)
@@ -180,20 +180,24 @@ async def publish_event(
     try:
         subject = event_subject(definition, body)
     except (KeyError, ValueError) as exc:
-        return Err(ValidationError(f"cannot build the event subject: {exc}"))
+        return Err(ValidationFailed(f"cannot build the event subject: {exc}"))
     data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
     try:
         await js.publish(subject, data, timeout=timeout, headers={"Nats-Msg-Id": event_id})
     except NoStreamResponseError:
-        return Err(TransportError("no stream stored the event", code="trellis.request.unavailable"))
+        return Err(
+            TransportError("no stream stored the event", reason="trellis.request.unavailable")
+        )
     except NatsTimeoutError:
         return Err(
-            TransportError("the event was not acknowledged in time", code="trellis.request.failed")
+            TransportError(
+                "the event was not acknowledged in time", reason="trellis.request.failed"
+            )
         )
     except Exception as exc:
         return Err(
             TransportError(
-                f"publishing {definition.name} failed: {exc}", code="trellis.request.failed"
+                f"publishing {definition.name} failed: {exc}", reason="trellis.request.failed"
             )
         )
     return Ok(event_id)

@@ -44,7 +44,7 @@ __all__ = [
     "TrellisError",
     "UnexpectedError",
     "UnwrapError",
-    "ValidationError",
+    "ValidationFailed",
     "ValidationIssue",
 ]
 
@@ -134,6 +134,10 @@ class TrellisError(Exception):
     """
 
     type: ClassVar[str] = "TrellisError"
+    #: the machine-readable cause.  Errors whose reason travels on the wire (``AuthError``,
+    #: ``KVError``, ``TransportError``) declare it as a field; for the others it is a
+    #: per-class constant, the wire type unless the class sets it.
+    reason: str = "TrellisError"
     _fields_model: ClassVar[builtins.type[BaseModel]] = _Fields
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -157,6 +161,8 @@ class TrellisError(Exception):
         cls._fields_model = create_model(
             f"{cls.__name__}Fields", __base__=cls._fields_model, **definitions
         )
+        if "reason" not in cls._fields_model.model_fields and "reason" not in cls.__dict__:
+            cls.reason = cls.type  # e.g. ``ItemNotFound().reason == "ItemNotFound"``
 
     def __init__(
         self,
@@ -280,13 +286,19 @@ class ValidationIssue(BaseModel):
     message: str
 
 
-class ValidationError(TrellisError):
-    """The input did not match the declared schema."""
+class ValidationFailed(TrellisError):
+    """The input did not match the declared schema.
 
+    Its wire type is ``ValidationError`` (as upstream's); the Python name differs so that
+    it never needs aliasing against pydantic's ``ValidationError``.
+    """
+
+    type = "ValidationError"
+    reason = "invalid_input"
     issues: list[ValidationIssue] = Field(default_factory=list)
 
     @classmethod
-    def from_pydantic(cls, exc: PydanticValidationError, prefix: str = "") -> ValidationError:
+    def from_pydantic(cls, exc: PydanticValidationError, prefix: str = "") -> ValidationFailed:
         issues = [
             ValidationIssue(
                 path=prefix + "/" + "/".join(str(p) for p in err["loc"]), message=err["msg"]
@@ -299,11 +311,16 @@ class ValidationError(TrellisError):
 class UnexpectedError(TrellisError):
     """The remote side failed in a way its contract does not declare."""
 
+    reason = "unexpected"
+
 
 class TransportError(TrellisError):
-    """The request did not complete: timeout, no responders, denied, or a bad reply."""
+    """The request did not complete: ``reason`` is ``trellis.request.failed`` (timeout),
+    ``trellis.request.unavailable`` (no responders, or the service is at its bound),
+    ``trellis.request.denied`` (NATS refused the publish) or
+    ``trellis.request.invalid_response``."""
 
-    code: str = "trellis.request.failed"
+    reason: str = "trellis.request.failed"
 
 
 class AuthError(TrellisError):
@@ -337,5 +354,5 @@ class RemoteError(TrellisError):
 
 
 BUILTIN_ERRORS: dict[str, type[TrellisError]] = {
-    cls.type: cls for cls in (ValidationError, UnexpectedError, TransportError, AuthError, KVError)
+    cls.type: cls for cls in (ValidationFailed, UnexpectedError, TransportError, AuthError, KVError)
 }

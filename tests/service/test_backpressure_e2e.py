@@ -47,7 +47,7 @@ async def test_a_flood_beyond_the_bound_is_refused_at_once_and_others_are_served
     assert not release.is_set() and running == 2  # two run, two wait for the gate
     refused = [call.result() for call in calls if call.done()]
     assert all(
-        isinstance(r, Err) and isinstance(r.error, TransportError) and r.error.code == UNAVAILABLE
+        isinstance(r, Err) and isinstance(r.error, TransportError) and r.error.reason == UNAVAILABLE
         for r in refused
     ), refused
     # the server never held more than its bound: no task, no verification for the excess
@@ -57,7 +57,7 @@ async def test_a_flood_beyond_the_bound_is_refused_at_once_and_others_are_served
 
     # a different caller is refused too while the bound is full ...
     busy = await other.call("Items.Get", {"id": "other"}, timeout=HANG)
-    assert isinstance(busy, Err) and busy.error.code == UNAVAILABLE  # type: ignore[attr-defined]
+    assert isinstance(busy, Err) and busy.error.reason == UNAVAILABLE  # type: ignore[attr-defined]
 
     # ... and answered once the held requests are released
     release.set()

@@ -91,7 +91,7 @@ async def test_a_service_cannot_call_an_rpc_its_contract_does_not_use(
     forced = await asyncio.wait_for(client.call("Items.Get", {"id": "x"}, timeout=30.0), 10.0)
     assert isinstance(forced, Err)
     assert isinstance(forced.error, TransportError)
-    assert forced.error.code == "trellis.request.denied", forced.error
+    assert forced.error.reason == "trellis.request.denied", forced.error
 
 
 async def test_grants_and_revocations_apply_to_the_next_call_without_reconnecting(

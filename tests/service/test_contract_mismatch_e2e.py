@@ -30,14 +30,14 @@ async def test_a_service_with_another_digest_is_told_to_upgrade(inv: Inventory) 
     with pytest.raises(ConnectError) as refused:
         await inv.service(contract=edited_inventory)
     error = refused.value.error
-    assert getattr(error, "reason", None) == "contract_changed"
+    assert error.reason == "contract_changed"
     assert f"with digest {inventory.digest}" in error.message
     assert edited_inventory.digest in error.message
     assert "`trellis service upgrade <contract> --name inventory`" in error.message
 
     with pytest.raises(ConnectError) as other:
         await inv.service(contract=pricing)
-    assert getattr(other.value.error, "reason", None) == "contract_changed"
+    assert other.value.error.reason == "contract_changed"
     assert "belongs to deployment 'inventory'" in other.value.error.message
     assert "trellis service install" in other.value.error.message
 
@@ -50,7 +50,7 @@ async def test_a_client_with_another_contract_is_told_to_register_it_again(
     with pytest.raises(ConnectError) as refused:
         await inv.connect(key, reader_cli)
     error = refused.value.error
-    assert getattr(error, "reason", None) == "contract_changed"
+    assert error.reason == "contract_changed"
     assert "is not the one registered" in error.message
     assert f"`trellis user add {user_id} -c <contract> -k {key.public_key}`" in error.message
 
@@ -80,4 +80,4 @@ async def test_a_client_with_another_contract_is_told_to_register_it_again(
             "capabilities": [],
         },
     )
-    assert isinstance(other, Err) and getattr(other.error, "reason", None) == "exists"
+    assert isinstance(other, Err) and other.error.reason == "exists"

@@ -15,7 +15,7 @@ from tests.runtime.support import eventually
 from tests.service.conftest import READ, Inventory
 from trellis.ids import ulid
 from trellis.participant import NotInContract
-from trellis.result import Err, Ok, Result, ValidationError
+from trellis.result import Err, Ok, Result, ValidationFailed
 from trellis.service import EventMessage, TrellisService
 
 WAIT = 10.0  # generous bound for an event to arrive; the tests finish as soon as it does
@@ -130,13 +130,13 @@ async def test_publishing_validates_the_payload(inv: Inventory) -> None:
 
     missing = await service.publish("Items.Created", {"id": "x"})
     assert isinstance(missing, Err)
-    assert isinstance(missing.error, ValidationError)
+    assert isinstance(missing.error, ValidationFailed)
     assert {i.path for i in missing.error.issues} == {"/name", "/category"}
 
     # valid for the model, but the value cannot be a subject token
     unsafe = await service.publish("Items.Created", _created("x", category="a.b"))
     assert isinstance(unsafe, Err)
-    assert isinstance(unsafe.error, ValidationError)
+    assert isinstance(unsafe.error, ValidationFailed)
 
     # an event this contract neither declares nor uses is refused before NATS, the same
     # way as a misspelled RPC

@@ -11,7 +11,7 @@ from examples.inventory.contract import GetItem, Item, ItemExists, ItemNotFound,
 from tests.runtime.support import eventually
 from tests.service.conftest import Inventory
 from trellis.calls import RpcClient, RpcTarget
-from trellis.result import Err, Ok, TransportError, ValidationError
+from trellis.result import Err, Ok, TransportError, ValidationFailed
 from trellis.service import RequestContext, TrellisService
 
 #: every call below passes an explicit timeout; a test waits at most this much longer
@@ -78,7 +78,7 @@ async def test_validation_errors_name_every_bad_field(inv: Inventory) -> None:
     # the client validates against the contract's input model before sending
     local = await client.call("Items.Create", bad)
     assert isinstance(local, Err)
-    assert isinstance(local.error, ValidationError)
+    assert isinstance(local.error, ValidationFailed)
     assert {issue.path for issue in local.error.issues} == wanted
 
     # and the service validates what it receives: send the same body unchecked
@@ -89,7 +89,7 @@ async def test_validation_errors_name_every_bad_field(inv: Inventory) -> None:
     finally:
         await raw.close()
     assert isinstance(remote, Err)
-    assert isinstance(remote.error, ValidationError)
+    assert isinstance(remote.error, ValidationFailed)
     assert {issue.path for issue in remote.error.issues} == wanted
     assert all(issue.message for issue in remote.error.issues)
 
@@ -108,7 +108,7 @@ async def test_calling_a_stopped_service_fails_with_a_typed_error_not_a_hang(
     assert isinstance(result, Err)
     assert isinstance(result.error, TransportError)
     # no responders is retried for up to 1 s, then reported as such
-    assert result.error.code == UNAVAILABLE, result.error
+    assert result.error.reason == UNAVAILABLE, result.error
 
 
 async def test_a_service_killed_mid_request_gives_the_caller_a_transport_error(
@@ -126,7 +126,7 @@ async def test_a_service_killed_mid_request_gives_the_caller_a_transport_error(
     release.set()
     assert isinstance(result, Err)
     assert isinstance(result.error, TransportError)
-    assert result.error.code == FAILED, result.error
+    assert result.error.reason == FAILED, result.error
 
 
 async def test_the_surviving_instance_keeps_answering_when_the_other_stops(

@@ -52,7 +52,7 @@ async def _ensure_installed(
 ) -> Result[Any, TrellisError]:
     payload = {"name": "inventory", "contract": manifest, "publicKey": key.public_key}
     result = await admin.call("Auth.Deployments.Create", payload)
-    if isinstance(result, Err) and getattr(result.error, "reason", "") == "exists":
+    if isinstance(result, Err) and result.error.reason == "exists":
         result = await admin.call("Auth.Deployments.Upgrade", payload)
     return result
 
@@ -69,7 +69,7 @@ async def _ensure_user(
             "capabilities": caps,
         },
     )
-    if isinstance(created, Err) and getattr(created.error, "reason", "") == "exists":
+    if isinstance(created, Err) and created.error.reason == "exists":
         return await admin.call(
             "Auth.Users.Update", {"id": "demo-cli", "capabilities": caps, "active": True}
         )
@@ -230,8 +230,8 @@ def _error(result: Result[Any, TrellisError]) -> str:
     if isinstance(result, Ok):
         return "unexpectedly succeeded"
     error = result.error
-    reason = getattr(error, "reason", None) or getattr(error, "code", None)
-    return f"{error.type}: {error.message}" + (f" ({reason})" if reason else "")
+    reason = "" if error.reason == error.type else f" ({error.reason})"
+    return f"{error.type}: {error.message}{reason}"
 
 
 def _summary(steps: list[Step], emit: bool) -> dict[str, Any]:

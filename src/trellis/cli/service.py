@@ -84,7 +84,7 @@ def refusal(error: TrellisError, as_json: bool = False) -> typer.Exit:
     if as_json:
         emit_json(error.to_wire())
     problems = getattr(error, "problems", None) or []
-    reason = getattr(error, "reason", None) or getattr(error, "code", None) or error.type
+    reason = error.reason
     for problem in problems:
         err.print(f"  [yellow]-[/] {problem}", highlight=False)
     return fail(f"{error.message} ({reason})", 1)

@@ -17,7 +17,7 @@ from typing import Any, TypeGuard
 from pydantic import BaseModel
 
 from trellis.contracts.authoring import RpcSpec
-from trellis.result import AuthError, Err, Ok, TrellisError, ValidationError
+from trellis.result import AuthError, Err, Ok, TrellisError, ValidationFailed
 
 __all__ = ["HandlerMismatch", "check_handler"]
 
@@ -60,7 +60,7 @@ def check_handler(name: str, spec: RpcSpec[Any, Any, Any], func: Callable[..., A
             and issubclass(arg, TrellisError)
             and arg is not TrellisError
             and arg not in declared
-            and not issubclass(arg, AuthError | ValidationError)
+            and not issubclass(arg, AuthError | ValidationFailed)
         ):
             names = ", ".join(e.__name__ for e in spec.errors) or "none"
             raise HandlerMismatch(

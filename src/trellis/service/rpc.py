@@ -42,7 +42,7 @@ from trellis.result import (
     TransportError,
     TrellisError,
     UnexpectedError,
-    ValidationError,
+    ValidationFailed,
 )
 from trellis.wire import (
     HEADER_IAT,
@@ -61,7 +61,7 @@ log = logging.getLogger("trellis.service")
 #: the answer to a request beyond ``max_pending``, encoded once
 _BUSY_BODY, _BUSY_HEADERS = error_reply(
     TransportError(
-        "the service is at its request bound; retry later", code="trellis.request.unavailable"
+        "the service is at its request bound; retry later", reason="trellis.request.unavailable"
     )
 )
 
@@ -194,13 +194,13 @@ class RpcServer:
         self._methods: dict[str, _Method] = {}
         self._declared_errors: dict[str, dict[str, type[TrellisError]]] = {}
         for name, spec in contract.rpc.items():
-            manifest = contract.manifest["rpc"][name]
+            surface = contract.model.rpc[name]
             self._methods[name] = _Method(
                 name,
-                manifest["subject"],
+                surface.subject,
                 spec.input,
                 spec.output,
-                tuple((manifest.get("capabilities") or {}).get("call", [])),
+                tuple(surface.capabilities.call),
             )
             self._declared_errors[name] = {e.type: e for e in spec.errors}
 
@@ -342,7 +342,7 @@ class RpcServer:
         try:
             value = method.input.model_validate_json(msg.data or b"{}")
         except PydanticValidationError as exc:
-            return Err(ValidationError.from_pydantic(exc))
+            return Err(ValidationFailed.from_pydantic(exc))
         ctx = RequestContext(
             method.name,
             msg.subject,
@@ -362,7 +362,7 @@ class RpcServer:
             error = result.error
             declared = self._declared_errors[method.name]
             if isinstance(error, TrellisError) and (
-                error.type in declared or isinstance(error, AuthError | ValidationError)
+                error.type in declared or isinstance(error, AuthError | ValidationFailed)
             ):
                 return Err(error)
             log.error("handler for %s returned an undeclared error: %r", method.name, error)

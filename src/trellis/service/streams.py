@@ -17,7 +17,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 from nats.js.client import JetStreamContext
 from pydantic import BaseModel
 
-from trellis.result import Err, Ok, Result, TransportError, ValidationError
+from trellis.result import Err, Ok, Result, TransportError, ValidationFailed
 from trellis.subjects import subject_matches
 from trellis.wire import dump_payload
 
@@ -71,12 +71,12 @@ class StreamHandle:
         payload: bytes | BaseModel | Mapping[str, Any],
         *,
         msg_id: str | None = None,
-    ) -> Result[int, ValidationError | TransportError]:
+    ) -> Result[int, ValidationFailed | TransportError]:
         """Store a message; returns its stream sequence. ``msg_id`` de-duplicates retries."""
         try:
             subject = self._physical(relative)
         except ValueError as exc:
-            return Err(ValidationError(str(exc)))
+            return Err(ValidationFailed(str(exc)))
         data = payload if isinstance(payload, bytes) else dump_payload(payload)
         headers = {"Nats-Msg-Id": msg_id} if msg_id else None
         try:
