@@ -6,6 +6,7 @@ bindings, then the NATS connection through the auth callout.  Failures raise
 from __future__ import annotations
 
 import functools
+import os
 import ssl
 import time
 from collections.abc import Callable
@@ -25,10 +26,10 @@ __all__ = [
     "BootstrapInfo",
     "ConnectError",
     "ErrorRelay",
-    "bootstrap_client",
-    "bootstrap_service",
-    "connect_bootstrapped",
+    "bootstrap",
     "connect_nats",
+    "load_session_key",
+    "start_session",
 ]
 
 
@@ -112,48 +113,58 @@ def _info(data: dict[str, Any], offset: float) -> BootstrapInfo:
     )
 
 
-async def bootstrap_service(
-    trellis_url: str,
-    key: SessionKey,
-    contract_id: str,
-    contract_digest: str,
-    *,
-    timeout: float = 10.0,
-) -> Result[BootstrapInfo, AuthError | TransportError]:
-    """``POST /bootstrap/service``, signed like the connect token (``nats-connect``)."""
-
-    def body(iat: int) -> dict[str, Any]:
-        return {
-            "sessionKey": key.public_key,
-            "contractId": contract_id,
-            "contractDigest": contract_digest,
-            "iat": iat,
-            "sig": key.sign_domain(DOMAIN_NATS_CONNECT, f"{iat}:{contract_digest}"),
-        }
-
-    booted = await _signed_bootstrap(trellis_url, "/bootstrap/service", body, timeout)
-    return booted if isinstance(booted, Err) else Ok(_info(*booted.value))
-
-
-async def bootstrap_client(
+async def bootstrap(
     trellis_url: str,
     key: SessionKey,
     contract_digest: str,
     *,
+    service_contract: str | None = None,
     timeout: float = 10.0,
 ) -> Result[BootstrapInfo, AuthError | TransportError]:
-    """``POST /bootstrap/client``, signed with ``bootstrap-client`` over ``iat``."""
+    """``POST /bootstrap/service`` when ``service_contract`` (the installed contract's id)
+    is given, signed like the connect token (``nats-connect``); else ``POST
+    /bootstrap/client``, signed with ``bootstrap-client`` over ``iat``."""
 
     def body(iat: int) -> dict[str, Any]:
-        return {
-            "sessionKey": key.public_key,
-            "contractDigest": contract_digest,
-            "iat": iat,
-            "sig": key.sign_domain(DOMAIN_BOOTSTRAP_CLIENT, str(iat)),
-        }
+        if service_contract is None:
+            signed = key.sign_domain(DOMAIN_BOOTSTRAP_CLIENT, str(iat))
+            return {"sessionKey": key.public_key, "contractDigest": contract_digest,
+                    "iat": iat, "sig": signed}  # fmt: skip
+        signed = key.sign_domain(DOMAIN_NATS_CONNECT, f"{iat}:{contract_digest}")
+        return {"sessionKey": key.public_key, "contractId": service_contract,
+                "contractDigest": contract_digest, "iat": iat, "sig": signed}  # fmt: skip
 
-    booted = await _signed_bootstrap(trellis_url, "/bootstrap/client", body, timeout)
+    path = "/bootstrap/client" if service_contract is None else "/bootstrap/service"
+    booted = await _signed_bootstrap(trellis_url, path, body, timeout)
     return booted if isinstance(booted, Err) else Ok(_info(*booted.value))
+
+
+async def start_session(
+    trellis_url: str,
+    key: SessionKey,
+    contract_digest: str,
+    *,
+    service_contract: str | None = None,
+    timeout: float = 10.0,
+) -> tuple[BootstrapInfo, NatsClient, ErrorRelay]:
+    """Bootstrap, then connect through the callout: what every participant does to start.
+    Raises ``ConnectError``."""
+    booted = await bootstrap(
+        trellis_url, key, contract_digest, service_contract=service_contract, timeout=timeout
+    )
+    if isinstance(booted, Err):
+        raise ConnectError(booted.error)
+    info = booted.value
+    name = f"{info.deployment}:{key.public_key[:8]}" if service_contract else None
+    nc, relay = await connect_nats(
+        info.nats_servers,
+        key,
+        contract_digest,
+        sentinel=(info.sentinel_jwt, info.sentinel_seed),
+        clock=info.clock(),
+        name=name,
+    )
+    return info, nc, relay
 
 
 class ErrorRelay:
@@ -166,21 +177,6 @@ class ErrorRelay:
     def __call__(self, text: str) -> None:
         if self.client is not None:
             self.client.on_nats_error(text)
-
-
-async def connect_bootstrapped(
-    info: BootstrapInfo, key: SessionKey, contract_digest: str, *, name: str | None = None
-) -> tuple[NatsClient, ErrorRelay]:
-    """Connect through the callout with what the bootstrap returned; raises
-    ``ConnectError`` when NATS cannot be reached or refuses the session."""
-    return await connect_nats(
-        info.nats_servers,
-        key,
-        contract_digest,
-        sentinel=(info.sentinel_jwt, info.sentinel_seed),
-        clock=info.clock(),
-        name=name,
-    )
 
 
 async def connect_nats(
@@ -248,3 +244,19 @@ class ConnectError(Exception):
     @property
     def reason(self) -> str:
         return self.error.reason
+
+
+def load_session_key(source: SessionKey | str | Path) -> SessionKey:
+    """A ``SessionKey``, the path of a seed file (0600), or ``env:VAR`` naming an environment
+    variable that holds the seed (never a seed in argv).  Raises ``ConnectError``."""
+    if isinstance(source, SessionKey):
+        return source
+    text = str(source)
+    if not text.startswith("env:"):
+        return SessionKey.load(text)
+    value = os.environ.get(text[4:])
+    if not value:
+        raise ConnectError(
+            AuthError(f"environment variable {text[4:]} is not set", reason="missing_session_key")
+        )
+    return SessionKey.from_seed(value)

@@ -18,7 +18,7 @@ import typer
 from pydantic import BaseModel
 
 from trellis.auth import SessionKey
-from trellis.bootstrap import ConnectError, bootstrap_client, connect_bootstrapped
+from trellis.bootstrap import ConnectError, start_session
 from trellis.calls import DEFAULT_TIMEOUT, RpcClient, RpcTarget, rpc_targets
 from trellis.cli.common import JsonFlag, err, fail, out
 from trellis.cli.loading import SourceError, load_contract_object, load_manifest
@@ -154,11 +154,8 @@ def _session_call(
     _check_name(rpc, targets, "this contract")
 
     async def call() -> Result[Any, TrellisError]:
-        booted = await bootstrap_client(base_url, key, digest)
-        if isinstance(booted, Err):
-            raise ConnectError(booted.error)
-        nc, relay = await connect_bootstrapped(booted.value, key, digest)
-        client = RpcClient(nc, key, targets, clock=booted.value.clock())
+        info, nc, relay = await start_session(base_url, key, digest)
+        client = RpcClient(nc, key, targets, clock=info.clock())
         relay.client = client
         try:
             return await client.call(rpc, body, timeout=timeout)

@@ -12,11 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from trellis.auth import SessionKey
-from trellis.bootstrap import ConnectError, bootstrap_client, connect_bootstrapped
+from trellis.bootstrap import load_session_key, start_session
 from trellis.contracts import Contract
 from trellis.discovery import resolve_trellis_url
 from trellis.participant import Participant
-from trellis.result import Err
 
 __all__ = ["TrellisClient", "connect_client"]
 
@@ -37,17 +36,13 @@ async def connect_client(
 ) -> TrellisClient:
     """Connect a registered ``cli``/``app``/``agent`` session; raises ``ConnectError``.
 
-    ``session`` is a ``SessionKey`` or the path of its seed file; ``trellis_url`` defaults
+    ``session`` is a ``SessionKey``, a seed file path or ``env:VAR``; ``trellis_url`` defaults
     as ``resolve_trellis_url`` says (``TRELLIS_URL``, then ``$TRELLIS_HOME/runtime.json``).
     """
-    key = session if isinstance(session, SessionKey) else SessionKey.load(session)
-    booted = await bootstrap_client(
+    key = load_session_key(session)
+    info, nc, relay = await start_session(
         resolve_trellis_url(trellis_url), key, contract.digest, timeout=timeout
     )
-    if isinstance(booted, Err):
-        raise ConnectError(booted.error)
-    info = booted.value
-    nc, relay = await connect_bootstrapped(info, key, contract.digest)
     client = TrellisClient(contract, key, nc, info.clock())
     relay.client = client._rpc
     return client

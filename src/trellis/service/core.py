@@ -30,12 +30,7 @@ from nats.aio.client import Client as NatsClient
 from pydantic import BaseModel
 
 from trellis.auth import SessionKey
-from trellis.bootstrap import (
-    BootstrapInfo,
-    ConnectError,
-    bootstrap_service,
-    connect_bootstrapped,
-)
+from trellis.bootstrap import BootstrapInfo, load_session_key, start_session
 from trellis.contracts import Contract
 from trellis.contracts.authoring import RpcSpec
 from trellis.discovery import resolve_trellis_url
@@ -302,15 +297,9 @@ async def connect_service(
     4 x ``max_concurrency``) are held, waiting plus running; beyond that a request is
     answered at once with ``TransportError(trellis.request.unavailable)``.
     """
-    key = _load_key(session_key)
-    booted = await bootstrap_service(
-        resolve_trellis_url(trellis_url), key, contract.id, contract.digest
-    )
-    if isinstance(booted, Err):
-        raise ConnectError(booted.error)
-    info = booted.value
-    nc, relay = await connect_bootstrapped(
-        info, key, contract.digest, name=f"{info.deployment}:{key.public_key[:8]}"
+    key = load_session_key(session_key)
+    info, nc, relay = await start_session(
+        resolve_trellis_url(trellis_url), key, contract.digest, service_contract=contract.id
     )
     service = TrellisService(
         contract, key, nc, info, max_concurrency=max_concurrency, max_pending=max_pending
@@ -318,19 +307,3 @@ async def connect_service(
     relay.client = service._rpc
     await service._open_resources()
     return service
-
-
-def _load_key(source: SessionKey | str | Path) -> SessionKey:
-    if isinstance(source, SessionKey):
-        return source
-    text = str(source)
-    if text.startswith("env:"):
-        value = os.environ.get(text[4:])
-        if not value:
-            raise ConnectError(
-                AuthError(
-                    f"environment variable {text[4:]} is not set", reason="missing_session_key"
-                )
-            )
-        return SessionKey.from_seed(value)
-    return SessionKey.load(text)
