@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -108,44 +107,6 @@ class ReplayGuard:
         return True
 
 
-class _Gate:
-    """A counting semaphore that costs O(1) per request.
-
-    ``asyncio.Semaphore`` (3.11) scans its waiters on every acquire, which shows in profiles
-    once a busy service sits at its bound.  Here a released slot is handed straight to the
-    oldest waiter.
-    """
-
-    __slots__ = ("_free", "_waiters")
-
-    def __init__(self, limit: int) -> None:
-        if limit < 1:
-            raise ValueError(f"max_concurrency must be at least 1, not {limit}")
-        self._free = limit
-        self._waiters: deque[asyncio.Future[None]] = deque()
-
-    async def acquire(self) -> None:
-        if self._free > 0 and not self._waiters:
-            self._free -= 1
-            return
-        slot: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(slot)
-        try:
-            await slot
-        except asyncio.CancelledError:
-            if slot.done() and not slot.cancelled():
-                self.release()  # the slot was already ours: pass it on
-            raise
-
-    def release(self) -> None:
-        while self._waiters:
-            slot = self._waiters.popleft()
-            if not slot.done():
-                slot.set_result(None)
-                return
-        self._free += 1
-
-
 @dataclass
 class _Method:
     name: str
@@ -177,7 +138,10 @@ class RpcServer:
         self._contract = contract
         self._principals = principals
         self._queue = queue or contract.id
-        self._gate = _Gate(max_concurrency)
+        if max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be at least 1, not {max_concurrency}")
+        # a plain semaphore: the pending bound keeps its waiter list short
+        self._gate = asyncio.Semaphore(max_concurrency)
         self.max_pending = 4 * max_concurrency if max_pending is None else max_pending
         if self.max_pending < max_concurrency:
             raise ValueError(
