@@ -8,7 +8,9 @@ from pathlib import Path
 import nats
 import pytest
 
-from trellis.nats.jwt import KeyRole, decode_jwt, is_public_key, read_creds
+from trellis.nats.creds import read_creds
+from trellis.nats.jwt import decode_jwt
+from trellis.nats.nkey import KeyRole, is_public_key
 from trellis.nats.server import free_ports
 from trellis.runtime.bundle import RUNTIME_CONFIG_FILE, Bundle, BundleError, init_bundle
 

@@ -6,7 +6,7 @@ import nacl.bindings
 import nacl.public
 import pytest
 
-from trellis.nats.jwt import KeyRole, NKeyError, decode_public_key, decode_seed
+from trellis.nats.nkey import KeyRole, NKeyError, decode_public_key, decode_seed
 from trellis.nats.xkey import XKEY_VERSION, XKeyError, XKeyPair, decode_xkey
 
 
@@ -71,7 +71,7 @@ def test_wrong_keys_rejected() -> None:
 
 
 def test_bad_keys() -> None:
-    from trellis.nats.jwt import NKeyPair
+    from trellis.nats.nkey import NKeyPair
 
     account = NKeyPair.generate(KeyRole.ACCOUNT)
     with pytest.raises(XKeyError):

@@ -17,8 +17,8 @@ import nacl.exceptions
 import nacl.public
 import nacl.utils
 
-from trellis.nats.jwt import KeyRole, NKeyError, decode_public_key, decode_seed, encode_public_key
-from trellis.nats.jwt import encode_seed as _encode_seed
+from trellis.nats.nkey import KeyRole, NKeyError, decode_public_key, decode_seed, encode_public_key
+from trellis.nats.nkey import encode_seed as _encode_seed
 
 __all__ = ["XKEY_VERSION", "XKeyError", "XKeyPair", "decode_xkey"]
 
