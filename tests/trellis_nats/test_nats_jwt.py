@@ -377,7 +377,7 @@ def test_creds_round_trip_and_mode(tmp_path: Path) -> None:
     creds = read_creds(path)
     assert creds == Creds(jwt=token, seed=user.seed)
     assert user.seed not in repr(creds)
-    assert creds.keypair().public_key == user.public_key
+    assert NKeyPair.from_seed(creds.seed).public_key == user.public_key
     assert parse_creds(format_creds(token, user.seed)) == creds
     with pytest.raises(FileExistsError):
         write_creds(path, token, user.seed)

@@ -22,7 +22,7 @@ def test_xkey_encoding() -> None:
     assert decode_xkey(kp.public_key) == raw_public
     # Prefix byte 23 << 3 in the first decoded byte.
     assert base64.b32decode(kp.public_key)[0] == 23 << 3
-    assert XKeyPair.from_seed(kp.seed).public_key == kp.public_key
+    assert XKeyPair(kp.seed).public_key == kp.public_key
     assert kp.seed not in repr(kp)
 
 
@@ -77,7 +77,7 @@ def test_bad_keys() -> None:
     with pytest.raises(XKeyError):
         decode_xkey(account.public_key)
     with pytest.raises(XKeyError):
-        XKeyPair.from_seed(account.seed)
+        XKeyPair(account.seed)
     with pytest.raises(XKeyError):
         XKeyPair.generate().seal(b"x", "Xnot-a-key")
     with pytest.raises(NKeyError):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from trellis.files import write_secret_file
 from trellis.nats.jwt import JwtError
-from trellis.nats.nkey import KeyRole, NKeyError, NKeyPair, decode_seed
+from trellis.nats.nkey import KeyRole, NKeyError, decode_seed
 
 __all__ = ["Creds", "format_creds", "parse_creds", "read_creds", "write_creds"]
 
@@ -24,9 +24,6 @@ class Creds:
 
     jwt: str
     seed: str = field(repr=False)
-
-    def keypair(self) -> NKeyPair:
-        return NKeyPair.from_seed(self.seed)
 
 
 def _block(title: str) -> re.Pattern[str]:

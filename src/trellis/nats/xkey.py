@@ -61,11 +61,6 @@ class XKeyPair:
         return cls(_encode_seed(KeyRole.CURVE, nacl.utils.random(32)))
 
     @classmethod
-    def from_seed(cls, seed: str | bytes) -> XKeyPair:
-        text = seed.decode("ascii", "replace") if isinstance(seed, bytes) else seed
-        return cls(text)
-
-    @classmethod
     def from_seed_file(cls, path: str | os.PathLike[str]) -> XKeyPair:
         return cls(Path(path).read_text(encoding="ascii"))
 
