@@ -127,17 +127,19 @@ def decode_seed(seed: str | bytes, *roles: KeyRole) -> tuple[KeyRole, bytes]:
 
 
 class NKeyPair:
-    """An Ed25519 nkey with its seed. ``repr`` shows only the role and public key."""
+    """An Ed25519 nkey with its seed. ``repr`` shows only the role and public key.
 
-    __slots__ = ("_keypair", "_public_key", "_role", "_seed")
+    ``seed`` is the secret: handle with care, never log it.
+    """
+
+    __slots__ = ("_keypair", "public_key", "role", "seed")
 
     def __init__(self, seed: str) -> None:
-        role, _raw = decode_seed(seed, *SIGNING_ROLES)
+        self.role, _raw = decode_seed(seed, *SIGNING_ROLES)
+        self.seed = seed
         self._keypair: Any = nkeys.from_seed(seed.encode("ascii"))
-        self._role = role
-        self._seed = seed
         public: bytes = self._keypair.public_key
-        self._public_key = public.decode("ascii")
+        self.public_key = public.decode("ascii")
 
     @classmethod
     def generate(cls, role: KeyRole) -> NKeyPair:
@@ -152,25 +154,12 @@ class NKeyPair:
     def from_seed_file(cls, path: str | os.PathLike[str]) -> NKeyPair:
         return cls.from_seed(Path(path).read_text(encoding="ascii"))
 
-    @property
-    def role(self) -> KeyRole:
-        return self._role
-
-    @property
-    def public_key(self) -> str:
-        return self._public_key
-
-    @property
-    def seed(self) -> str:
-        """The secret seed. Handle with care: never log it."""
-        return self._seed
-
     def sign(self, data: bytes) -> bytes:
         signature: bytes = self._keypair.sign(data)
         return signature
 
     def __repr__(self) -> str:
-        return f"NKeyPair(role={self._role.name}, public_key={self._public_key!r})"
+        return f"NKeyPair(role={self.role.name}, public_key={self.public_key!r})"
 
 
 def verify_signature(public_key: str, data: bytes, signature: bytes) -> bool:
