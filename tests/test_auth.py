@@ -15,6 +15,7 @@ from trellis.auth import (
     KeyFormatError,
     SessionKey,
     connect_token,
+    inbox_prefix,
     parse_connect_token,
     proof_input,
     rpc_proof,
@@ -193,3 +194,11 @@ def test_proofs_verify_and_fail_on_any_changed_field(
 def test_malformed_proofs_verify_false_not_raise() -> None:
     assert not verify_rpc_proof(KEY.public_key, "garbage", "s", b"", 1, "r")
     assert not verify_rpc_proof("not-a-key", "A" * 86, "s", b"", 1, "r")
+
+
+def test_inbox_prefix_is_the_first_16_key_characters_and_refuses_wildcards() -> None:
+    key = SessionKey.generate()
+    assert key.inbox_prefix == inbox_prefix(key.public_key) == "_INBOX." + key.public_key[:16]
+    for bad in ("short", "A" * 15 + ">" + "A" * 27, "A" * 8 + ".*" + "A" * 33):
+        with pytest.raises(KeyFormatError):
+            inbox_prefix(bad)

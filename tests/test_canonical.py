@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import conformance
-from trellis import canonical_json, json_digest
+from trellis.canonical import canonical_json, json_digest
 
 
 def test_upstream_canonical_vectors() -> None:

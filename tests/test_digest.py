@@ -6,7 +6,8 @@ import copy
 from typing import Any
 
 from tests.conftest import conformance
-from trellis import contract_digest, json_digest
+from trellis import contract_digest
+from trellis.canonical import json_digest
 from trellis.contracts import normalize_manifest, project_manifest
 
 

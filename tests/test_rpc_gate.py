@@ -111,3 +111,30 @@ async def test_requests_beyond_the_bound_are_refused_before_a_task_or_a_verifica
         await server.stop(drain_timeout=1.0)
         await cnc.close()
         await snc.close()
+
+
+async def test_a_malformed_session_key_is_dropped_like_a_foreign_reply(
+    server_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 43 characters, but dots and wildcards: no inbox prefix can be made from it
+    headers = {"session-key": "*.>" * 14 + "A", "proof": "A" * 86, "iat": "1", "request-id": "r"}
+    snc = await nats.connect(server_url)
+    cnc = await nats.connect(server_url)
+    server = RpcServer(snc, inventory, PrincipalCache())
+
+    @server.handler("Items.Get")
+    async def get(req: GetItem, ctx: RequestContext) -> Ok[Item]:
+        return Ok(Item(id=req.id, name="x", category="books", quantity=1))
+
+    try:
+        await server.start()
+        sub = await cnc.subscribe("_INBOX.replies.>")
+        await cnc.publish("rpc.v1.Items.Get", b"{}", reply="_INBOX.replies.1", headers=headers)
+        await cnc.flush()
+        with pytest.raises(nats.errors.TimeoutError):
+            await sub.next_msg(timeout=0.3)
+        await eventually(lambda: "dropped a request" in caplog.text, what="the drop warning")
+    finally:
+        await server.stop(drain_timeout=1.0)
+        await cnc.close()
+        await snc.close()

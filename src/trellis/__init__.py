@@ -1,11 +1,11 @@
 """Trellis for Python: contract-driven services over NATS.
 
-The public surface is re-exported here; see the README for a tour.
+The public surface is re-exported here; see the README for a tour. Protocol plumbing (proofs,
+connect tokens, canonical JSON) stays in its submodule: ``trellis.auth``, ``trellis.canonical``.
 """
 
-from trellis.auth import SessionKey, connect_token, rpc_proof, verify_rpc_proof
+from trellis.auth import SessionKey
 from trellis.bootstrap import ConnectError
-from trellis.canonical import canonical_json, json_digest
 from trellis.client import TrellisClient, connect_client
 from trellis.contracts import (
     Capability,
@@ -66,20 +66,15 @@ __all__ = [
     "UnexpectedError",
     "Use",
     "ValidationFailed",
-    "canonical_json",
     "connect_client",
     "connect_service",
-    "connect_token",
     "consumer",
     "contract_digest",
     "event",
     "job",
-    "json_digest",
     "kv",
     "rpc",
-    "rpc_proof",
     "run",
     "store",
     "stream",
-    "verify_rpc_proof",
 ]

@@ -18,7 +18,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.client import RawCredentials
 
 from trellis.auth import SessionKey, connect_token
-from trellis.nats.jwt import format_creds
+from trellis.nats.creds import format_creds
 
 __all__ = ["ServerClock", "connect_participant"]
 

@@ -1,22 +1,19 @@
 """RPC wire facts shared by callers and handlers (PROTOCOL §6).
 
 :func:`request_headers` builds a request's auth headers (the proof over the exact body sent);
-:class:`RequestIds` hands out request ids (ULIDs) without a syscall or a full base32 pass per
-call.
+request ids come from :class:`trellis.ids.RequestIds`.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import random
-import time
 from typing import Any
 
 from pydantic import BaseModel
 
 from trellis.auth import SessionKey, rpc_proof_digest
 from trellis.encoding import b64url_encode
+from trellis.ids import RequestIds
 from trellis.result import TrellisError
 
 __all__ = [
@@ -64,69 +61,6 @@ def signed_headers(
     if traceparent:
         headers[HEADER_TRACEPARENT] = traceparent
     return headers
-
-
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-#: every 10-bit value as two Crockford base32 characters
-_PAIRS = tuple(a + b for a in _CROCKFORD for b in _CROCKFORD)
-
-
-class RequestIds:
-    """Monotonic ULIDs (the ULID spec's monotonic mode) for one caller's request ids.
-
-    Within one millisecond each id is the previous one plus one, so ids from one generator
-    never repeat.  A new millisecond draws fresh randomness: 40 high bits, formatted once,
-    and 39 low bits that the increments count up from (they can never carry into the high
-    part: that would take 2^39 ids in one millisecond).  Per id only the low 40 bits are
-    formatted.  The format is exactly :func:`trellis.ids.ulid`'s.
-    """
-
-    __slots__ = ("_low", "_ms", "_pid", "_prefix", "_rng")
-
-    def __init__(self) -> None:
-        self._ms = -1
-        self._prefix = ""
-        self._low = 0
-        self._seed()
-
-    def _seed(self) -> None:
-        # uniqueness, not secrecy, is what a request id needs: the proof signs it and the
-        # replay guard refuses repeats; a CSPRNG-seeded generator avoids a syscall per id
-        self._rng = random.Random(os.urandom(32))  # noqa: S311 - ids are not secrets
-        self._pid = os.getpid()
-
-    def next(self) -> str:
-        ms = time.time_ns() // 1_000_000
-        if ms != self._ms:
-            if os.getpid() != self._pid:  # a forked child must not replay its parent's ids
-                self._seed()
-            self._ms = ms
-            high = self._rng.getrandbits(40)
-            pairs = _PAIRS
-            # 48 bits of milliseconds, then 40 random bits: ten characters each
-            self._prefix = (
-                pairs[(ms >> 40) & 1023]
-                + pairs[(ms >> 30) & 1023]
-                + pairs[(ms >> 20) & 1023]
-                + pairs[(ms >> 10) & 1023]
-                + pairs[ms & 1023]
-                + pairs[high >> 30]
-                + pairs[(high >> 20) & 1023]
-                + pairs[(high >> 10) & 1023]
-                + pairs[high & 1023]
-            )
-            self._low = self._rng.getrandbits(39)
-        else:
-            self._low += 1
-        r = self._low
-        pairs = _PAIRS
-        return (
-            self._prefix
-            + pairs[r >> 30]
-            + pairs[(r >> 20) & 1023]
-            + pairs[(r >> 10) & 1023]
-            + pairs[r & 1023]
-        )
 
 
 def dump_payload(value: Any) -> bytes:

@@ -8,7 +8,9 @@ from pathlib import Path
 import nats
 import pytest
 
-from trellis.nats.jwt import KeyRole, decode_jwt, is_public_key, read_creds
+from trellis.nats.creds import read_creds
+from trellis.nats.jwt import decode_jwt
+from trellis.nats.nkey import KeyRole, NKeyPair, is_public_key
 from trellis.nats.server import free_ports
 from trellis.runtime.bundle import RUNTIME_CONFIG_FILE, Bundle, BundleError, init_bundle
 
@@ -91,7 +93,7 @@ def test_account_jwts(bundle: Bundle) -> None:
     assert trellis_jwt.nats["limits"]["disk_storage"] == -1
     assert auth_jwt.nats["signing_keys"] == [cfg.auth.signing_public_key]
     assert trellis_jwt.nats["signing_keys"] == [cfg.trellis.signing_public_key]
-    callout_user = read_creds(bundle.callout_creds).keypair().public_key
+    callout_user = NKeyPair.from_seed(read_creds(bundle.callout_creds).seed).public_key
     assert auth_jwt.nats["authorization"] == {
         "auth_users": [callout_user],
         "allowed_accounts": [cfg.trellis.public_key],
@@ -118,7 +120,7 @@ def test_user_creds(bundle: Bundle) -> None:
     system = decode_jwt(read_creds(bundle.system_creds).jwt, expected_type="user")
     assert system.issuer == cfg.system.public_key
     for creds in (bundle.callout_creds, bundle.sentinel_creds, bundle.runtime_creds):
-        assert read_creds(creds).keypair().role is KeyRole.USER
+        assert NKeyPair.from_seed(read_creds(creds).seed).role is KeyRole.USER
 
 
 def test_idempotent(bundle: Bundle) -> None:

@@ -8,7 +8,7 @@ from examples.inventory.contract import inventory
 
 from tests.runtime.support import pricing
 from tests.service.conftest import READ, WRITE, Inventory
-from trellis import ConnectError
+from trellis import ConnectError, SessionKey
 from trellis.contracts import Contract
 from trellis.result import Err
 
@@ -75,7 +75,7 @@ async def test_a_client_with_another_contract_is_told_to_register_it_again(
         "Auth.Users.Create",
         {
             "id": user_id,
-            "sessionKey": "B" * 43,
+            "sessionKey": SessionKey.generate().public_key,
             "contract": reader_cli.manifest,
             "capabilities": [],
         },

@@ -18,17 +18,14 @@ import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from trellis.nats.jwt import (
+from trellis.nats.callout import (
     AuthorizationRequest,
-    KeyRole,
-    SubjectPermission,
-    UserLimits,
-    UserPermissions,
     callout_deny,
     callout_grant,
     decode_authorization_request,
-    is_public_key,
 )
+from trellis.nats.jwt import SubjectPermission, UserLimits, UserPermissions
+from trellis.nats.nkey import KeyRole, is_public_key
 from trellis.nats.server import NatsServer
 from trellis.runtime.bundle import Bundle
 

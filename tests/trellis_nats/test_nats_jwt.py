@@ -12,36 +12,36 @@ import nkeys
 import pytest
 
 from trellis.encoding import b64url_decode, b64url_encode
-from trellis.nats.jwt import (
-    AuthCalloutConfig,
+from trellis.files import write_secret_file
+from trellis.nats.callout import (
     AuthorizationRequest,
-    Creds,
-    JwtError,
-    KeyRole,
-    NKeyError,
-    NKeyPair,
-    SubjectPermission,
-    UserLimits,
-    UserPermissions,
     callout_deny,
     callout_grant,
     decode_authorization_request,
+)
+from trellis.nats.creds import Creds, format_creds, parse_creds, read_creds, write_creds
+from trellis.nats.jwt import (
+    AuthCalloutConfig,
+    JwtError,
+    SubjectPermission,
+    UserLimits,
+    UserPermissions,
     decode_jwt,
-    decode_public_key,
-    decode_seed,
     encode_account_jwt,
     encode_jwt,
     encode_operator_jwt,
+    encode_user_jwt,
+)
+from trellis.nats.nkey import (
+    KeyRole,
+    NKeyError,
+    NKeyPair,
+    decode_public_key,
+    decode_seed,
     encode_public_key,
     encode_seed,
-    encode_user_jwt,
-    format_creds,
     is_public_key,
-    parse_creds,
-    read_creds,
     verify_signature,
-    write_creds,
-    write_secret_file,
 )
 
 
@@ -377,7 +377,7 @@ def test_creds_round_trip_and_mode(tmp_path: Path) -> None:
     creds = read_creds(path)
     assert creds == Creds(jwt=token, seed=user.seed)
     assert user.seed not in repr(creds)
-    assert creds.keypair().public_key == user.public_key
+    assert NKeyPair.from_seed(creds.seed).public_key == user.public_key
     assert parse_creds(format_creds(token, user.seed)) == creds
     with pytest.raises(FileExistsError):
         write_creds(path, token, user.seed)

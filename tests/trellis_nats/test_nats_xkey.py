@@ -6,7 +6,7 @@ import nacl.bindings
 import nacl.public
 import pytest
 
-from trellis.nats.jwt import KeyRole, NKeyError, decode_public_key, decode_seed
+from trellis.nats.nkey import KeyRole, NKeyError, decode_public_key, decode_seed
 from trellis.nats.xkey import XKEY_VERSION, XKeyError, XKeyPair, decode_xkey
 
 
@@ -22,7 +22,7 @@ def test_xkey_encoding() -> None:
     assert decode_xkey(kp.public_key) == raw_public
     # Prefix byte 23 << 3 in the first decoded byte.
     assert base64.b32decode(kp.public_key)[0] == 23 << 3
-    assert XKeyPair.from_seed(kp.seed).public_key == kp.public_key
+    assert XKeyPair(kp.seed).public_key == kp.public_key
     assert kp.seed not in repr(kp)
 
 
@@ -71,13 +71,13 @@ def test_wrong_keys_rejected() -> None:
 
 
 def test_bad_keys() -> None:
-    from trellis.nats.jwt import NKeyPair
+    from trellis.nats.nkey import NKeyPair
 
     account = NKeyPair.generate(KeyRole.ACCOUNT)
     with pytest.raises(XKeyError):
         decode_xkey(account.public_key)
     with pytest.raises(XKeyError):
-        XKeyPair.from_seed(account.seed)
+        XKeyPair(account.seed)
     with pytest.raises(XKeyError):
         XKeyPair.generate().seal(b"x", "Xnot-a-key")
     with pytest.raises(NKeyError):

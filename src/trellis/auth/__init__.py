@@ -11,7 +11,6 @@ from trellis.auth.keys import (
     inbox_prefix,
     verify_domain_signature,
     verify_signature,
-    write_secret_file,
 )
 from trellis.auth.proofs import (
     IAT_SKEW_SECONDS,
@@ -51,5 +50,4 @@ __all__ = [
     "verify_domain_signature",
     "verify_rpc_proof",
     "verify_signature",
-    "write_secret_file",
 ]

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import binascii
 import os
+import re
 from pathlib import Path
 
 import nacl.bindings
 import nacl.signing
 
 from trellis.auth.ed25519 import verify_detached
-from trellis.encoding import b64url_decode, b64url_encode, sha256
+from trellis.encoding import b64url_encode, sha256
 from trellis.files import write_secret_file
 
 __all__ = [
@@ -31,7 +32,6 @@ __all__ = [
     "verify_detached",
     "verify_domain_signature",
     "verify_signature",
-    "write_secret_file",
 ]
 
 DOMAIN_NATS_CONNECT = "nats-connect"
@@ -42,18 +42,6 @@ DOMAIN_BOOTSTRAP_CLIENT = "bootstrap-client"
 
 class KeyFormatError(ValueError):
     """A key, seed or signature is not well-formed (the message never contains the secret)."""
-
-
-def _decode_fixed(text: str, size: int, what: str) -> bytes:
-    if not isinstance(text, str) or len(text) != (size * 8 + 5) // 6:
-        raise KeyFormatError(f"{what} must be {(size * 8 + 5) // 6} base64url characters")
-    try:
-        raw = b64url_decode(text)
-    except ValueError as exc:
-        raise KeyFormatError(f"{what} is not base64url") from exc
-    if len(raw) != size or b64url_encode(raw) != text:
-        raise KeyFormatError(f"{what} is not a canonical {size}-byte base64url value")
-    return raw
 
 
 class SessionKey:
@@ -74,7 +62,10 @@ class SessionKey:
 
     @classmethod
     def from_seed(cls, seed_b64url: str) -> SessionKey:
-        return cls(nacl.signing.SigningKey(_decode_fixed(seed_b64url.strip(), 32, "seed")))
+        raw = decode_public_key(seed_b64url.strip())  # a seed is spelled like a public key
+        if raw is None:
+            raise KeyFormatError("seed must be a canonical 43-character base64url value")
+        return cls(nacl.signing.SigningKey(raw))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> SessionKey:
@@ -114,9 +105,18 @@ class SessionKey:
         raise TypeError("SessionKey holds a secret and is not picklable")
 
 
-def inbox_prefix(public_key: str) -> str:
-    """``_INBOX.`` + the first 16 characters of the session key."""
-    return "_INBOX." + public_key[:16]
+def inbox_prefix(session_key: str) -> str:
+    """``_INBOX.`` + the first 16 characters of the session key: its replies' subjects.
+
+    The one definition of the rule. The characters are checked because the prefix lands in
+    the session's ``sub.allow`` permission: a wildcard or dot there would widen it.
+    """
+    if type(session_key) is not str or not _INBOX_KEY.fullmatch(session_key, 0, 16):
+        raise KeyFormatError("session key must start with 16 base64url characters")
+    return "_INBOX." + session_key[:16]
+
+
+_INBOX_KEY = re.compile(r"[A-Za-z0-9_-]{16}")
 
 
 def domain_digest(domain: str, value: str) -> bytes:

@@ -1,7 +1,7 @@
 """Curve (X25519) nkeys, "xkeys", as nats-server uses them to seal auth-callout traffic.
 
-The ``nkeys`` package has no curve keys, so they are encoded here with the same
-base32 + CRC16 scheme (public prefix byte ``23 << 3`` → ``"X…"``, seed ``"SX…"``). Sealing
+The ``nkeys`` package (0.2) has no curve keys: they are encoded by :mod:`.nkey` with the
+same base32 + CRC16 scheme (public prefix byte ``23 << 3`` → ``"X…"``, seed ``"SX…"``). Sealing
 is a NaCl box (X25519 + XSalsa20-Poly1305) and a sealed message is
 ``b"xkv1" + nonce(24) + box ciphertext``, which is what Go ``nkeys`` produces and accepts.
 """
@@ -17,8 +17,14 @@ import nacl.exceptions
 import nacl.public
 import nacl.utils
 
-from trellis.nats.jwt import KeyRole, NKeyError, decode_public_key, decode_seed, encode_public_key
-from trellis.nats.jwt import encode_seed as _encode_seed
+from trellis.nats.nkey import (
+    KeyRole,
+    NKeyError,
+    decode_public_key,
+    decode_seed,
+    encode_public_key,
+    encode_seed,
+)
 
 __all__ = ["XKEY_VERSION", "XKeyError", "XKeyPair", "decode_xkey"]
 
@@ -42,41 +48,30 @@ def decode_xkey(public_key: str) -> bytes:
 
 
 class XKeyPair:
-    """An X25519 key pair in nkey encoding. ``repr`` shows only the public key."""
+    """An X25519 key pair in nkey encoding. ``repr`` shows only the public key.
 
-    __slots__ = ("_private", "_public_key", "_seed")
+    ``seed`` (``SX…``) is the secret: never log it.
+    """
+
+    __slots__ = ("_private", "public_key", "seed")
 
     def __init__(self, seed: str) -> None:
         try:
             _role, raw = decode_seed(seed.strip(), KeyRole.CURVE)
         except NKeyError as exc:
             raise XKeyError(f"invalid xkey seed: {exc}") from exc
-        self._seed = seed.strip()
+        self.seed = seed.strip()
         self._private = nacl.public.PrivateKey(raw)
         public_raw = nacl.bindings.crypto_scalarmult_base(raw)
-        self._public_key = encode_public_key(KeyRole.CURVE, public_raw)
+        self.public_key = encode_public_key(KeyRole.CURVE, public_raw)
 
     @classmethod
     def generate(cls) -> XKeyPair:
-        return cls(_encode_seed(KeyRole.CURVE, nacl.utils.random(32)))
-
-    @classmethod
-    def from_seed(cls, seed: str | bytes) -> XKeyPair:
-        text = seed.decode("ascii", "replace") if isinstance(seed, bytes) else seed
-        return cls(text)
+        return cls(encode_seed(KeyRole.CURVE, nacl.utils.random(32)))
 
     @classmethod
     def from_seed_file(cls, path: str | os.PathLike[str]) -> XKeyPair:
         return cls(Path(path).read_text(encoding="ascii"))
-
-    @property
-    def public_key(self) -> str:
-        return self._public_key
-
-    @property
-    def seed(self) -> str:
-        """The secret seed (``SX…``). Never log it."""
-        return self._seed
 
     def seal(self, data: bytes, recipient: str, *, nonce: bytes | None = None) -> bytes:
         """Encrypt and authenticate ``data`` for the holder of xkey ``recipient``."""
@@ -103,4 +98,4 @@ class XKeyPair:
         return plain
 
     def __repr__(self) -> str:
-        return f"XKeyPair(public_key={self._public_key!r})"
+        return f"XKeyPair(public_key={self.public_key!r})"

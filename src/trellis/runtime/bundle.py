@@ -27,17 +27,16 @@ from typing import Final, Literal
 from pydantic import BaseModel, ConfigDict
 
 from trellis.auth import SessionKey
+from trellis.files import write_secret_file
+from trellis.nats.creds import write_creds
 from trellis.nats.jwt import (
     AuthCalloutConfig,
-    KeyRole,
-    NKeyPair,
     UserPermissions,
     encode_account_jwt,
     encode_operator_jwt,
     encode_user_jwt,
-    write_creds,
-    write_secret_file,
 )
+from trellis.nats.nkey import KeyRole, NKeyPair
 from trellis.nats.server import DEFAULT_HOST, NatsServer, free_ports
 from trellis.nats.xkey import XKeyPair
 

@@ -22,16 +22,13 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from trellis.auth import ConnectTokenError, parse_connect_token, verify_connect_token
-from trellis.nats.jwt import (
+from trellis.nats.callout import (
     AuthorizationRequest,
-    JwtError,
-    SubjectPermission,
-    UserLimits,
-    UserPermissions,
     callout_deny,
     callout_grant,
     decode_authorization_request,
 )
+from trellis.nats.jwt import JwtError, SubjectPermission, UserLimits, UserPermissions
 from trellis.nats.xkey import XKeyError
 from trellis.principals import PRINCIPALS_BUCKET, Principal
 from trellis.runtime.bundle import Bundle

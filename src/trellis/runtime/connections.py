@@ -19,7 +19,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from trellis.ids import now_iso, ulid
-from trellis.nats.jwt import AuthorizationRequest
+from trellis.nats.callout import AuthorizationRequest
 from trellis.principals import Principal
 from trellis.runtime.state import Connection, ControlPlane
 

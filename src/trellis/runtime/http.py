@@ -26,7 +26,7 @@ from trellis.auth import (
     iat_in_window,
     verify_domain_signature,
 )
-from trellis.nats.jwt import read_creds
+from trellis.nats.creds import read_creds
 from trellis.principals import Principal
 from trellis.runtime.bundle import Bundle
 from trellis.runtime.state import ControlPlane

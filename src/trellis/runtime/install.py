@@ -27,6 +27,7 @@ from nats.js.api import (
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
+from trellis.auth.keys import decode_public_key
 from trellis.contracts import Manifest, contract_digest
 from trellis.contracts.compat import check_compatible
 from trellis.contracts.manifest import subject_wildcard
@@ -57,7 +58,6 @@ log = logging.getLogger("trellis.runtime.install")
 
 EVENTS_STREAM = "trellis"
 DEPLOYMENT_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
-SESSION_KEY = re.compile(r"^[A-Za-z0-9_-]{43}$")
 
 Kicker = Callable[[str], Awaitable[int]]
 
@@ -461,5 +461,5 @@ def _check_name(name: str) -> None:
 
 
 def _check_key(public_key: str) -> None:
-    if not SESSION_KEY.match(public_key):
+    if decode_public_key(public_key) is None:
         raise InstallError("invalid_key", "the public key must be a 43-character base64url key")

@@ -18,6 +18,8 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from trellis.auth.keys import KeyFormatError
+from trellis.auth.keys import inbox_prefix as session_inbox_prefix
 from trellis.contracts.model import Manifest
 from trellis.subjects import subject_matches
 from trellis.subjects import well_formed as _well_formed
@@ -68,7 +70,6 @@ REASON_INVALID_MANIFEST: Final = "invalid_manifest"
 REASON_INVALID_BINDING: Final = "invalid_binding"
 REASON_INVALID_SESSION_KEY: Final = "invalid_session_key"
 
-_INBOX_KEY_LEN: Final = 16
 
 # A literal subject token: no separator, no wildcard, no template brace, no whitespace or
 # control characters (``\s`` is Unicode-aware, so NBSP and friends are rejected too).
@@ -82,7 +83,6 @@ _TEMPLATE_SUBJECT_RE: Final = re.compile(
 _TEMPLATE_TOKEN_RE: Final = re.compile(_TEMPLATE_PART)
 # Physical names (buckets, streams, consumers, job namespaces/queues) are single tokens.
 _NAME_RE: Final = re.compile(r"[A-Za-z0-9_-]+")
-_SESSION_KEY_PREFIX_RE: Final = re.compile(r"[A-Za-z0-9_-]{16}")
 
 
 # --------------------------------------------------------------------------- errors
@@ -224,15 +224,11 @@ class DerivedPermissions:
 
 
 def inbox_prefix(session_key: str) -> str:
-    """The session's reply-inbox prefix; validated because it lands in ``sub.allow``."""
-    if not isinstance(session_key, str) or not _SESSION_KEY_PREFIX_RE.fullmatch(
-        session_key[:_INBOX_KEY_LEN]
-    ):
-        raise PermissionDerivationError(
-            REASON_INVALID_SESSION_KEY,
-            "session key must start with 16 base64url characters",
-        )
-    return "_INBOX." + session_key[:_INBOX_KEY_LEN]
+    """:func:`trellis.auth.inbox_prefix`, refusing a bad key with a derivation error."""
+    try:
+        return session_inbox_prefix(session_key)
+    except KeyFormatError as exc:
+        raise PermissionDerivationError(REASON_INVALID_SESSION_KEY, str(exc)) from None
 
 
 def event_subject_pattern(template: str, *, contract_id: str | None = None) -> str:

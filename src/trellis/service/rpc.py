@@ -258,11 +258,10 @@ class RpcServer:
 
     def _reply_is_callers_inbox(self, msg: Msg) -> bool:
         key = (msg.headers or {}).get(HEADER_SESSION_KEY) or ""
-        return (
-            len(key) == 43
-            and bool(msg.reply)
-            and msg.reply.startswith(inbox_prefix(key) + ".")
+        return (  # a well-formed key first: inbox_prefix refuses anything else
+            bool(msg.reply)
             and decode_public_key(key) is not None
+            and msg.reply.startswith(inbox_prefix(key) + ".")
         )
 
     async def _handle(self, method: _Method, msg: Msg) -> Ok[Any] | Err[TrellisError]:
