@@ -33,6 +33,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from trellis.contracts.manifest import subject_wildcard
 from trellis.ids import now_iso, ulid
+from trellis.nats import settle
 from trellis.result import Err, Ok, Result, TransportError, TrellisError, ValidationFailed
 from trellis.subjects import subject_matches
 
@@ -344,7 +345,7 @@ async def live_subscribe(
 
     before = nc.last_error
     sub = await nc.subscribe(subject, cb=on_message)
-    await nc.flush()
+    await settle(nc)
     error = nc.last_error
     if error is not None and error is not before and _refuses(str(error), subject):
         with contextlib.suppress(Exception):

@@ -22,6 +22,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from trellis.auth import ConnectTokenError, parse_connect_token, verify_connect_token
+from trellis.nats import settle
 from trellis.nats.callout import (
     AuthorizationRequest,
     callout_deny,
@@ -112,7 +113,7 @@ class CalloutService:
     async def start(self, nc: NatsClient) -> None:
         self._nc = nc
         self._sub = await nc.subscribe(self._subject, queue=self._queue, cb=self._on_message)
-        await nc.flush()
+        await settle(nc)
 
     async def stop(self) -> None:
         if self._sub is not None:

@@ -33,6 +33,7 @@ from pydantic import ValidationError as PydanticValidationError
 from trellis.auth import iat_in_window, inbox_prefix, rpc_proof_digest
 from trellis.auth.keys import decode_public_key, verify_signature
 from trellis.contracts import Contract
+from trellis.nats import settle
 from trellis.principals import Principal
 from trellis.result import (
     AuthError,
@@ -195,7 +196,7 @@ class RpcServer:
                 method.subject, queue=self._queue, cb=self._dispatcher(method)
             )
             self._subs.append(sub)
-        await self._nc.flush()
+        await settle(self._nc)  # serving once start() returns
 
     async def stop(self, drain_timeout: float = 10.0) -> None:
         """Stop taking requests, then let in-flight handlers finish (up to ``drain_timeout``)."""
