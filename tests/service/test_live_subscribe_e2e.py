@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.runtime.support import eventually
 from tests.service.conftest import READ, WRITE, Inventory
 from trellis.events import (
     EventDefinition,
@@ -33,30 +32,6 @@ def test_filters_name_params_by_pointer_or_by_name() -> None:
         filter_subject(TAGGED, {"tga": "work"})
     with pytest.raises(ValueError, match="filtered twice"):
         filter_subject(TAGGED, {"tag": "a", "/tag": "b"})
-
-
-async def test_a_filter_by_param_name_selects_the_matching_events(inv: Inventory) -> None:
-    await inv.service()
-    client = await inv.client()
-    books: list[EventMessage] = []
-    everything: list[EventMessage] = []
-
-    async def on_books(event: EventMessage) -> None:
-        books.append(event)
-
-    async def on_any(event: EventMessage) -> None:
-        everything.append(event)
-
-    await client.subscribe("Items.Created", on_books, filters={"category": "books"})
-    await client.subscribe("Items.Created", on_any)
-    for item_id, category in (("g1", "games"), ("b1", "books")):
-        created = await client.call(
-            "Items.Create", {"id": item_id, "name": item_id, "category": category}
-        )
-        assert created.is_ok(), created
-    await eventually(lambda: len(everything) == 2, within=10.0, what="both events")
-    await eventually(lambda: len(books) == 1, within=10.0, what="the books event")
-    assert [e.subject for e in books] == ["events.v1.Items.Created.books"]
 
 
 async def test_a_refused_subscription_raises_naming_the_subject_and_capability(
