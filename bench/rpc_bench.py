@@ -37,6 +37,7 @@ import os
 import platform
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -330,7 +331,7 @@ async def run(params: Params) -> dict[str, Any]:
             "nats_py": importlib.metadata.version("nats-py"),
             "pydantic": importlib.metadata.version("pydantic"),
             "pynacl": importlib.metadata.version("pynacl"),
-            "faststream": importlib.metadata.version("faststream"),
+            "faststream": _version("faststream"),
             "event_loop": event_loop_name(params.loop),
         },
         "params": {
@@ -343,6 +344,13 @@ async def run(params: Params) -> dict[str, Any]:
         "crypto": crypto,
         "shapes": shapes,
     }
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def _commit() -> str | None:
@@ -501,6 +509,13 @@ def params_from(args: argparse.Namespace) -> Params:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     params = params_from(args)
+    if "faststream" in params.rows and _version("faststream") is None:
+        print(
+            "FastStream is not installed: .venv/bin/pip install -e '.[bench]', "
+            "or leave it out with --only raw,trellis",
+            file=sys.stderr,
+        )
+        return 2
 
     async def bounded() -> dict[str, Any]:
         return await asyncio.wait_for(run(params), timeout=params.max_seconds)

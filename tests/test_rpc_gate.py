@@ -15,6 +15,7 @@ from examples.inventory.contract import GetItem, Item, inventory
 from tests.runtime.support import eventually
 from trellis.auth import SessionKey
 from trellis.calls import RpcClient, rpc_targets
+from trellis.nats import settle
 from trellis.nats.server import NatsServer, free_ports
 from trellis.principals import Principal, PrincipalCache
 from trellis.result import Err, Ok, TransportError
@@ -94,7 +95,7 @@ async def test_requests_beyond_the_bound_are_refused_before_a_task_or_a_verifica
         # ... and one whose reply is not the caller's inbox is still dropped unanswered
         sub = await cnc.subscribe("elsewhere")
         await cnc.publish("rpc.v1.Items.Get", b"{}", reply="elsewhere", headers=bogus)
-        await cnc.flush()
+        await settle(cnc)
         with pytest.raises(nats.errors.TimeoutError):
             await sub.next_msg(timeout=0.3)
         assert server.refused == 4
@@ -130,7 +131,7 @@ async def test_a_malformed_session_key_is_dropped_like_a_foreign_reply(
         await server.start()
         sub = await cnc.subscribe("_INBOX.replies.>")
         await cnc.publish("rpc.v1.Items.Get", b"{}", reply="_INBOX.replies.1", headers=headers)
-        await cnc.flush()
+        await settle(cnc)
         with pytest.raises(nats.errors.TimeoutError):
             await sub.next_msg(timeout=0.3)
         await eventually(lambda: "dropped a request" in caplog.text, what="the drop warning")

@@ -15,6 +15,7 @@ from nats.aio.msg import Msg
 from pydantic import BaseModel
 
 from trellis.contracts import Contract, event, rpc
+from trellis.nats import settle
 from trellis.testing import LocalDeployment
 
 
@@ -103,7 +104,7 @@ def violation(kind: str, subject: str) -> str:
 
 
 async def expect_violation(nc: NatsClient, errors: list[str], kind: str, subject: str) -> None:
-    await nc.flush()
+    await settle(nc)
     text = violation(kind, subject)  # a queue subscription adds ` using queue "<q>"`
     await eventually(
         lambda: any(e == text or e.startswith(text + " ") for e in errors),

@@ -28,6 +28,7 @@ from tests.runtime.support import (
 from trellis.auth import SessionKey, connect_token
 from trellis.contracts import Contract, event, rpc
 from trellis.contracts.builtin import DeploymentError
+from trellis.nats import settle
 from trellis.testing import LocalDeployment, local_deployment
 
 DISCONNECT_BOUND = 2.0  # the requirement: a disabled service is gone within 2 s
@@ -38,7 +39,7 @@ async def _serve_items(nc: NatsClient) -> None:
         await msg.respond(json.dumps({"served": json.loads(msg.data)["id"]}).encode())
 
     await nc.subscribe("rpc.v1.Items.Get", queue="inventory@v1", cb=answer)
-    await nc.flush()
+    await settle(nc)
 
 
 async def _ask_items(observer: NatsClient, item: str) -> Any:
@@ -308,7 +309,7 @@ async def test_upgrades_must_be_compatible_and_dependencies_installed(tmp_path: 
         errors: list[str] = []
         nc = await stack.raw_participant(pricing_key, newer.digest, errors)
         await nc.subscribe("rpc.v1.Prices.List", queue="pricing@v1")
-        await nc.flush()
+        await settle(nc)
         await asyncio.sleep(0.05)
         assert errors == []
 

@@ -37,6 +37,7 @@ from trellis.calls import RpcClient, rpc_targets
 from trellis.contracts import Contract, builtin, trellis_auth
 from trellis.contracts.builtin import trellis_cli
 from trellis.ids import ulid
+from trellis.nats import settle
 from trellis.principals import PRINCIPALS_BUCKET, PrincipalCache
 from trellis.result import Ok
 from trellis.service.rpc import RequestContext, RpcServer
@@ -58,7 +59,7 @@ async def _serve(
 
     for subject in subjects:
         await nc.subscribe(subject, queue="svc", cb=answer)
-    await nc.flush()
+    await settle(nc)
     return seen
 
 
@@ -66,7 +67,7 @@ async def _control_marker(nc: NatsClient, collector: Collector, subject: str) ->
     """Publish an allowed marker after refused publishes and wait for it: NATS keeps a
     connection's messages in order, so anything refused earlier would have arrived first."""
     await nc.publish(subject, b"{}")
-    await nc.flush()
+    await settle(nc)
     await eventually(lambda: subject in collector.subjects, what=f"marker on {subject}")
 
 
@@ -80,7 +81,7 @@ async def test_service_serves_its_own_subjects_and_nats_refuses_the_rest(tmp_pat
         observer = await stack.raw_runtime()
         everything = Collector()
         await observer.subscribe(">", cb=everything.add)
-        await observer.flush()
+        await settle(observer)
 
         errors: list[str] = []
         nc = await stack.raw_participant(key, inventory.digest, errors)
@@ -91,13 +92,13 @@ async def test_service_serves_its_own_subjects_and_nats_refuses_the_rest(tmp_pat
 
         await nc.subscribe("rpc.v1.Items.Get", queue="inventory@v1", cb=answer)
         await nc.subscribe("rpc.v1.Items.Create", queue="inventory@v1", cb=answer)
-        await nc.flush()
+        await settle(nc)
         reply = await observer.request("rpc.v1.Items.Get", b'{"id":"1"}', timeout=2)
         assert json.loads(reply.data)["name"] == "hammer"
 
         # its own event, any value of the {/category} token
         await nc.publish("events.v1.Items.Created.tools", b'{"id":"1"}')
-        await nc.flush()
+        await settle(nc)
         await eventually(lambda: "events.v1.Items.Created.tools" in everything.subjects)
         assert errors == []
 
@@ -322,13 +323,13 @@ async def test_subject_escape_probes_are_refused_by_nats(tmp_path: Path) -> None
         observer = await stack.raw_runtime()
         everything = Collector()
         await observer.subscribe(">", cb=everything.add)
-        await observer.flush()
+        await settle(observer)
         errors: list[str] = []
         nc = await stack.raw_participant(key, inventory.digest, errors)
 
         # its own inbox is fine
         await nc.subscribe(f"{key.inbox_prefix}.>")
-        await nc.flush()
+        await settle(nc)
         for subject in (
             ">",
             "_INBOX.>",
@@ -380,7 +381,7 @@ async def test_the_runtime_never_answers_outside_the_callers_inbox(tmp_path: Pat
         observer = await stack.raw_runtime()
         everything = Collector()
         await observer.subscribe(">", cb=everything.add)
-        await observer.flush()
+        await settle(observer)
         nc = await stack.raw_participant(key, inventory.digest)
 
         targets = (
@@ -397,7 +398,7 @@ async def test_the_runtime_never_answers_outside_the_callers_inbox(tmp_path: Pat
             body = b'{"sessionKey":"x","subject":"y","payloadHash":"z","iat":0,"requestId":"r"}'
             headers = request_headers(key, validate.subject, body, int(time.time()), ulid(), None)
             await nc.publish(validate.subject, body, reply=reply, headers=headers)
-        await nc.flush()
+        await settle(nc)
 
         # a proper call from the same service is answered: the runtime was listening
         answered = await client.call(
@@ -472,7 +473,7 @@ async def test_a_service_never_answers_outside_the_callers_inbox(tmp_path: Path)
             headers = request_headers(billing_key, subject, body, int(time.time()), ulid(), None)
             target = f"$KV.{PRINCIPALS_BUCKET}.{admin_key}"
             await billing_nc.publish(subject, body, reply=target, headers=headers)
-            await billing_nc.flush()
+            await settle(billing_nc)
             await asyncio.sleep(0.3)
             assert stack.runtime.cp is not None
             entry = await stack.runtime.cp.principals.kv.get(admin_key)

@@ -15,6 +15,7 @@ from tests.service.conftest import READ, WRITE, Inventory
 from trellis.auth import SessionKey
 from trellis.calls import RpcTarget
 from trellis.client import TrellisClient
+from trellis.nats import settle
 from trellis.participant import NotInContract
 from trellis.result import AuthError, Err, Ok, Result, TransportError, TrellisError
 from trellis.service import RequestContext
@@ -74,7 +75,7 @@ async def test_a_service_cannot_call_an_rpc_its_contract_does_not_use(
     # as a permissions violation (inventory, which serves it, never sees it) ...
     caplog.set_level(logging.WARNING, logger="trellis.connection")
     await service.nc.publish("rpc.v1.Items.Get", b'{"id":"x"}')
-    await service.nc.flush()
+    await settle(service.nc)
     expected = violation("publish", "rpc.v1.Items.Get")
     await eventually(
         lambda: any(expected in r.getMessage() for r in caplog.records),

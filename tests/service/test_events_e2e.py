@@ -14,6 +14,7 @@ from nats.aio.msg import Msg
 from tests.runtime.support import eventually
 from tests.service.conftest import READ, Inventory
 from trellis.ids import ulid
+from trellis.nats import settle
 from trellis.participant import NotInContract
 from trellis.result import Err, Ok, Result, ValidationFailed
 from trellis.service import EventMessage, TrellisService
@@ -179,7 +180,7 @@ async def test_a_heartbeat_is_a_health_event_describing_the_instance(inv: Invent
         await seen.put(msg)
 
     await observer.subscribe("events.v1.Health.Heartbeat", cb=on_heartbeat)
-    await observer.flush()
+    await settle(observer)
 
     published = await service.heartbeat()
     assert isinstance(published, Ok)

@@ -18,6 +18,7 @@ import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from trellis.nats import settle
 from trellis.nats.callout import (
     AuthorizationRequest,
     callout_deny,
@@ -89,7 +90,7 @@ async def callout_responder(
     nc = await nats.connect(bundle.nats_url, user_credentials=str(bundle.callout_creds))
     try:
         await nc.subscribe(settings.subject, queue=settings.queue, cb=handle)
-        await nc.flush()
+        await settle(nc)
         yield state
     finally:
         await nc.close()
@@ -140,9 +141,9 @@ async def test_callout_grants_scoped_user_in_trellis(
             # Allowed publish/subscribe works.
             own = await nc.subscribe("demo.hello")
             seen_by_runtime = await runtime.subscribe("demo.>")
-            await runtime.flush()
+            await settle(runtime)
             await nc.publish("demo.hello", b"hi")
-            await nc.flush()
+            await settle(nc)
             got = await own.next_msg(timeout=2)
             assert got.data == b"hi"
             got_runtime = await seen_by_runtime.next_msg(timeout=2)
@@ -150,7 +151,7 @@ async def test_callout_grants_scoped_user_in_trellis(
 
             # A subscription outside the allow list is a permissions violation.
             await nc.subscribe("secret.stuff")
-            await nc.flush()
+            await settle(nc)
             for _ in range(50):
                 if errors:
                     break
@@ -163,9 +164,9 @@ async def test_callout_grants_scoped_user_in_trellis(
             # Publishing outside the allow list is dropped and reported too.
             errors.clear()
             forbidden = await runtime.subscribe("forbidden.x")
-            await runtime.flush()
+            await settle(runtime)
             await nc.publish("forbidden.x", b"no")
-            await nc.flush()
+            await settle(nc)
             for _ in range(50):
                 if errors:
                     break
