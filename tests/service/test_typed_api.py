@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import logging
 import textwrap
 from pathlib import Path
@@ -150,3 +151,9 @@ def test_a_type_checker_sees_the_contract_types(tmp_path: Path) -> None:
     for line, fragment in expected.items():
         assert any(f"wrong_usage.py:{line}:" in e and fragment in e for e in errors), stdout
     assert len(errors) == len(expected), stdout
+
+
+def test_the_package_ships_its_types() -> None:
+    """``py.typed`` (PEP 561) is what makes a user's checker read these annotations (the
+    wheel carries every file of the package directory)."""
+    assert importlib.resources.files("trellis").joinpath("py.typed").is_file()
