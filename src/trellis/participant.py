@@ -81,9 +81,6 @@ class NotInContract(LookupError):
         self.kind = kind
         self.name = name
 
-    def __str__(self) -> str:
-        return str(self.args[0])
-
 
 def _surface_name(surface: RpcSpec[Any, Any, Any] | EventSpec[Any] | str) -> str:
     return surface if isinstance(surface, str) else surface.name
@@ -132,7 +129,8 @@ class Participant:
         *,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> Result[Any, TrellisError]:
-        """Call an RPC the contract uses: ``Ok(output)`` or a typed ``Err`` (never raises).
+        """Call an RPC the contract uses: ``Ok(output)`` or a typed ``Err``; a failed call
+        never raises, a name the contract does not use raises ``NotInContract``.
 
         ``rpc`` is the spec from the target contract (typed result) or its logical name.
         """
