@@ -100,6 +100,16 @@ class Participant:
         self.clock = clock
         self._rpc = RpcClient(nc, key, rpc_targets(contract), clock=clock)
         self._events = event_definitions(contract)
+        #: per action ("publish", "subscribe"): its own events and those its uses list
+        self._allowed_events = {
+            action: {
+                name
+                for name, definition in self._events.items()
+                if definition.contract_id == contract.id
+                or any(name in getattr(use, action) for use in contract.uses.values())
+            }
+            for action in ("publish", "subscribe")
+        }
         self._subscriptions: list[Subscription] = []
 
     # -- RPCs ---------------------------------------------------------------------------
@@ -162,12 +172,7 @@ class Participant:
 
     def _event(self, event: EventSpec[Any] | str, action: str) -> EventDefinition:
         """The definition of an event this contract declares, or uses for ``action``."""
-        allowed = {
-            name
-            for name, definition in self._events.items()
-            if definition.contract_id == self.contract.id
-            or any(name in getattr(use, action) for use in self.contract.uses.values())
-        }
+        allowed = self._allowed_events[action]
         name = _surface_name(event)
         if name not in allowed:
             raise NotInContract(self.contract.id, f"event to {action}", name, allowed)
