@@ -35,7 +35,6 @@ from trellis.principals import PRINCIPALS_BUCKET, Principal
 from trellis.runtime.bundle import Bundle
 from trellis.runtime.permissions import (
     DerivedPermissions,
-    InsufficientPermissionsError,
     PermissionDerivationError,
     ServiceBindings,
     derive_service_permissions,
@@ -103,7 +102,8 @@ class CalloutService:
         self._cp = cp
         self._on_connect = on_connect
         self._semaphore = asyncio.Semaphore(max_inflight)
-        self._capacity = max_inflight + max_waiting
+        #: connects held at once (deciding plus waiting); beyond it: ``rate_limited``
+        self.capacity = max_inflight + max_waiting
         self._pending = 0
         self._clock = clock
         self._sub: Subscription | None = None
@@ -140,7 +140,7 @@ class CalloutService:
             return
         self._pending += 1
         try:
-            if self._pending > self._capacity:
+            if self._pending > self.capacity:
                 decision = CalloutDecision("rate_limited")
             else:
                 async with self._semaphore:
@@ -252,6 +252,8 @@ class CalloutService:
                     resp_max=derived.resp_max,
                 )
             else:
+                # never refused for capabilities: what the user lacks is left out of the
+                # grants (events) or refused by the handler at each call (RPCs, live grants)
                 derived = derive_user_permissions(
                     manifest,
                     active,
@@ -259,8 +261,6 @@ class CalloutService:
                     session_key=principal.session_key,
                     rpc_checked_by_handler=True,
                 )
-        except InsufficientPermissionsError:
-            return CalloutDecision("insufficient_permissions")
         except PermissionDerivationError as exc:
             log.warning("permission derivation for %s failed: %s", principal.name, exc)
             return CalloutDecision(
