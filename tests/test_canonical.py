@@ -105,3 +105,16 @@ def test_canonical_is_stable_under_key_reordering(value: dict[str, int], rnd: ob
 def test_non_finite_numbers_are_rejected_anywhere(bad: float, key: str) -> None:
     with pytest.raises(ValueError):
         canonical_json({"outer": [1, {key: bad}]})
+
+
+def test_the_project_carries_the_conformance_vectors_its_tests_use() -> None:
+    """The vector tests skip when their files are absent: a fresh clone must not."""
+    from tests.conftest import OWN_CONFORMANCE
+
+    for relative in (
+        "upstream/canonical-json.json",
+        "upstream/contract-digest.json",
+        "upstream/auth-proof.json",
+        "schemas/trellis.contract.v1.schema.json",
+    ):
+        assert (OWN_CONFORMANCE / relative).is_file(), relative

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from tests.conftest import CONFORMANCE, conformance
+from tests.conftest import conformance
 from trellis import Contract, ContractError, TrellisError, contract_digest, event, kv, rpc, stream
 from trellis.canonical import canonical_json
 from trellis.contracts import (
@@ -51,10 +51,8 @@ def emitted_manifests() -> list[dict[str, Any]]:
 
 def test_emitted_manifests_validate_against_the_upstream_schema() -> None:
     jsonschema = pytest.importorskip("jsonschema")
-    path = CONFORMANCE / "schemas" / "trellis.contract.v1.schema.json"
-    if not path.is_file():
-        pytest.skip("conformance schema not present")
-    validator = jsonschema.Draft201909Validator(json.loads(path.read_text()))
+    schema = conformance("schemas/trellis.contract.v1.schema.json")
+    validator = jsonschema.Draft201909Validator(schema)
     for manifest in emitted_manifests():
         # our two extensions (PROTOCOL §3): resources.streams and the seed's 'cli' kind
         if "streams" in manifest.get("resources", {}) or manifest["kind"] == "cli":
