@@ -414,7 +414,12 @@ async def test_the_runtime_never_answers_outside_the_callers_inbox(tmp_path: Pat
             },
         )
         assert answered.is_ok(), answered
-        await asyncio.sleep(0.2)  # replies to the probes would have been sent by now
+        # the runtime answered that call after reading every probe (one subscription, in
+        # order): once the observer has seen that answer, any reply to a probe is there too
+        await eventually(
+            lambda: any(s.startswith(key.inbox_prefix + ".") for s in everything.subjects),
+            what="the runtime's answer, seen by the observer",
+        )
         assert not set(targets) & set(everything.subjects), everything.subjects
 
         assert stack.runtime.cp is not None
@@ -473,8 +478,10 @@ async def test_a_service_never_answers_outside_the_callers_inbox(tmp_path: Path)
             headers = request_headers(billing_key, subject, body, int(time.time()), ulid(), None)
             target = f"$KV.{PRINCIPALS_BUCKET}.{admin_key}"
             await billing_nc.publish(subject, body, reply=target, headers=headers)
-            await settle(billing_nc)
-            await asyncio.sleep(0.3)
+            # a proper request after it is answered: pricing has read the probe by then
+            later = request_headers(billing_key, subject, body, int(time.time()), ulid(), None)
+            answered = await billing_nc.request(subject, body, headers=later, timeout=5)
+            assert b'"cents"' in answered.data, answered.data
             assert stack.runtime.cp is not None
             entry = await stack.runtime.cp.principals.kv.get(admin_key)
             assert b'"admin"' in (entry.value or b""), entry.value

@@ -17,6 +17,7 @@ from trellis.ids import ulid
 from trellis.nats import settle
 from trellis.participant import NotInContract
 from trellis.result import Err, Ok, Result, ValidationFailed
+from trellis.runtime.install import EVENTS_STREAM
 from trellis.service import EventMessage, TrellisService
 
 WAIT = 10.0  # generous bound for an event to arrive; the tests finish as soon as it does
@@ -88,8 +89,21 @@ async def test_an_err_result_gets_the_event_redelivered(inv: Inventory) -> None:
 
     # the group's backoff delays the second delivery by its first step (1 s)
     await eventually(lambda: deliveries == [1, 2], within=WAIT, what="redelivery")
-    await asyncio.sleep(0.3)
-    assert deliveries == [1, 2]  # Ok acked it: no third delivery
+    # Ok acked it: the group's consumer holds nothing unacknowledged, so no third delivery
+    js = (await inv.dep.raw_runtime()).jetstream()
+
+    async def settled() -> bool:  # the ack reaches the server shortly after the handler
+        [group] = await js.consumers_info(EVENTS_STREAM)
+        return (
+            group.num_ack_pending == 0 and group.ack_floor.stream_seq == group.delivered.stream_seq
+        )
+
+    for _ in range(int(WAIT / 0.02)):
+        if await settled():
+            break
+        await asyncio.sleep(0.02)
+    assert await settled()
+    assert deliveries == [1, 2]
 
 
 @pytest.mark.parametrize("param", ["/category", "category"])  # by pointer or by name
