@@ -1,8 +1,11 @@
 """Live connection tracking and kicks.
 
 The callout records every connection it admits (session key, user nkey, server and client
-ids) in ``trellis_connections`` and announces ``Auth.Connections.Opened``; the server's
-``$SYS.ACCOUNT.<TRELLIS>.DISCONNECT`` advisories close the record.  Kicking a session key
+ids) in ``trellis_connections`` under ``<session key>.<server id>.<client id>`` and announces
+``Auth.Connections.Opened``; the server's ``$SYS.ACCOUNT.<TRELLIS>.DISCONNECT`` advisories
+close the record.  An advisory names the connection by server id and client id (its ``user``
+is the JWT's name, never the user nkey), so that is what the key carries: a disconnect
+deletes its own record through a key filter instead of scanning every record.  Kicking a session key
 asks each server holding one of its connections to drop it
 (``$SYS.REQ.SERVER.<id>.KICK``); the callout then refuses the reconnect on its own merits.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 from typing import Any
 
 from nats.aio.client import Client as NatsClient
@@ -58,31 +62,33 @@ class ConnectionTracker:
             kind=principal.kind,
             name=principal.name,
         )
-        await self._cp.connections.put(f"{principal.session_key}.{request.user_nkey}", connection)
+        await self._cp.connections.put(_record_key(connection), connection)
         await self._event("Auth.Connections.Opened", connection)
 
     async def _on_disconnect(self, msg: Msg) -> None:
         try:
             data = json.loads(msg.data)
-            user_nkey = data["client"].get("nkey") or data["client"].get("user")
-        except (ValueError, KeyError, AttributeError, TypeError):
+            server_id, client_id = data["server"]["id"], data["client"]["id"]
+        except (ValueError, KeyError, TypeError):
             return
-        if not isinstance(user_nkey, str):
+        if not (isinstance(server_id, str) and _TOKEN.fullmatch(server_id)):
             return
-        for key in await self._cp.connections.keys():
-            if key.endswith("." + user_nkey):
-                connection = await self._cp.connections.get(key)
-                await self._cp.connections.delete(key)
-                if connection is not None:
-                    await self._event("Auth.Connections.Closed", connection)
+        if not isinstance(client_id, int) or isinstance(client_id, bool):
+            return
+        for key in await self._cp.connections.keys(f"*.{server_id}.{client_id}"):
+            connection = await self._cp.connections.get(key)
+            await self._cp.connections.delete(key)
+            if connection is not None:
+                await self._event("Auth.Connections.Closed", connection)
 
     async def list(self, session_key: str | None = None) -> list[Connection]:
+        if session_key is not None and not _SESSION_KEY.fullmatch(session_key):
+            return []  # not a key: and never a wildcard widening the filter below
         out = []
-        for key in await self._cp.connections.keys():
-            if session_key is None or key.startswith(session_key + "."):
-                connection = await self._cp.connections.get(key)
-                if connection is not None:
-                    out.append(connection)
+        for key in await self._cp.connections.keys(f"{session_key}.>" if session_key else ">"):
+            connection = await self._cp.connections.get(key)
+            if connection is not None:
+                out.append(connection)
         return out
 
     async def kick(self, session_key: str) -> int:
@@ -114,7 +120,7 @@ class ConnectionTracker:
             log.info(
                 "kicked %s %s (cid %s)", connection.kind, connection.name, connection.client_id
             )
-        await self._cp.connections.delete(f"{connection.session_key}.{connection.user_nkey}")
+        await self._cp.connections.delete(_record_key(connection))
         return ok
 
     async def _event(self, name: str, connection: Connection) -> None:
@@ -129,3 +135,12 @@ class ConnectionTracker:
             await self._nc.publish(f"events.v1.{name}", json.dumps(payload).encode())
         except Exception:
             log.debug("could not publish %s", name, exc_info=True)
+
+
+#: a server id as it may appear in a key filter (an nkey: no dots, no wildcards)
+_TOKEN = re.compile(r"[A-Z0-9]+")
+_SESSION_KEY = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+def _record_key(connection: Connection) -> str:
+    return f"{connection.session_key}.{connection.server_id}.{connection.client_id}"

@@ -129,9 +129,10 @@ class Table(Generic[M]):
         with contextlib.suppress(KeyNotFoundError):
             await self.kv.delete(key)
 
-    async def keys(self) -> list[str]:
+    async def keys(self, pattern: str = ">") -> list[str]:
+        """Keys matching ``pattern`` (NATS wildcards; the server does the filtering)."""
         # not ``KeyValue.keys()``: it can miss every key under load (see trellis.nats.kv)
-        return await list_keys(self.kv)
+        return await list_keys(self.kv, pattern)
 
     async def values(self) -> list[M]:
         out: list[M] = []
