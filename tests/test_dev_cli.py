@@ -134,3 +134,21 @@ def test_runtime_runs_alone_against_a_running_nats_and_stops_on_sigterm(tmp_path
                 process.wait()
     finally:
         server.stop()
+
+
+def test_admin_commands_say_what_is_down_instead_of_hanging(tmp_path: Path) -> None:
+    """Nothing running: NATS is unreachable.  NATS alone: nobody answers the callout, so
+    NATS refuses every session; the command says the runtime is the missing part."""
+    from trellis.runtime.bundle import Bundle
+
+    home = tmp_path / ".trellis"
+    assert trellis("init", str(home)).returncode == 0
+    down = trellis("user", "list", "--home", str(home))
+    assert down.returncode == 2, down.stderr
+    assert "cannot reach NATS" in down.stderr and "Is 'trellis dev' running?" in down.stderr
+
+    with Bundle.load(home).nats_server():
+        alone = trellis("user", "list", "--home", str(home))
+    assert alone.returncode == 2, alone.stderr
+    assert "the Trellis runtime is not answering" in alone.stderr, alone.stderr
+    assert "Traceback" not in down.stderr + alone.stderr

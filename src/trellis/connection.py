@@ -90,15 +90,19 @@ async def connect_participant(
         "disconnected_cb": disconnected_cb,
         "reconnected_cb": reconnected_cb,
     }
+    # ``max_reconnect_attempts=0`` means "never reconnect": nats-py reads 0 as "retry the
+    # first connect forever" (only a positive bound stops it), so a one-shot command whose
+    # server is down would hang instead of failing
+    one_shot = max_reconnect_attempts == 0
     return await nats.connect(
         list(servers),
         user_credentials=credentials,
         token=token,
         inbox_prefix=key.inbox_prefix,
         name=name,
-        max_reconnect_attempts=max_reconnect_attempts,
+        max_reconnect_attempts=1 if one_shot else max_reconnect_attempts,
         reconnect_time_wait=0.5,
         connect_timeout=connect_timeout,
-        allow_reconnect=True,
+        allow_reconnect=not one_shot,
         **callbacks,
     )

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import httpx
 import typer
 
 from trellis.bootstrap import ConnectError
@@ -62,11 +63,28 @@ async def _with_admin(home: Path, action: Callable[[Participant], Awaitable[T]])
     try:
         admin = await admin_session(bundle)
     except ConnectError as exc:
+        if exc.reason == "nats_auth_refused" and not await _runtime_answers(bundle):
+            raise fail(
+                f"NATS at {bundle.nats_url} is up but the Trellis runtime is not answering at "
+                f"{bundle.config.http.url}: nobody answers the auth callout, so NATS refuses "
+                "every session. Start it with 'trellis dev' (or 'trellis runtime')."
+            ) from None
         raise fail(
             f"cannot connect to Trellis at {bundle.nats_url} ({exc}). Is 'trellis dev' running?"
         ) from None
     async with admin:
         return await action(admin)
+
+
+async def _runtime_answers(bundle: Bundle) -> bool:
+    """Whether the runtime's HTTP health endpoint answers (a refusal at connect is
+    otherwise indistinguishable from a callout nobody is running)."""
+    try:
+        async with httpx.AsyncClient(timeout=2) as http:
+            await http.get(f"{bundle.config.http.url}/healthz")
+    except httpx.HTTPError:
+        return False
+    return True
 
 
 def _call(home: Path, name: str, payload: dict[str, Any], as_json: bool = False) -> Any:
