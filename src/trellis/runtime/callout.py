@@ -22,6 +22,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from trellis.auth import ConnectTokenError, parse_connect_token, verify_connect_token
+from trellis.logs import ThrottledLog
 from trellis.nats import settle
 from trellis.nats.callout import (
     AuthorizationRequest,
@@ -109,6 +110,8 @@ class CalloutService:
         self._sub: Subscription | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.decisions: dict[str, int] = {}
+        #: anyone can make the callout refuse: its warnings are bounded (counts: decisions)
+        self._refusals = ThrottledLog(log)
 
     async def start(self, nc: NatsClient) -> None:
         self._nc = nc
@@ -136,7 +139,7 @@ class CalloutService:
         try:
             request = decode_authorization_request(self._xkey.open(msg.data, server_xkey).decode())
         except (XKeyError, JwtError, UnicodeDecodeError) as exc:
-            log.warning("unreadable callout request refused: %s", exc)
+            self._refusals.warning("unreadable callout request refused: %s", exc)
             return
         self._pending += 1
         try:
@@ -168,7 +171,7 @@ class CalloutService:
                     log.exception("connection tracking failed")
         else:
             client = request.client_info
-            log.warning(
+            self._refusals.warning(
                 "refused connection from %s (client %s): %s",
                 client.get("host") or client.get("ip") or "?",
                 client.get("id", "?"),
