@@ -34,6 +34,16 @@ PLATFORM_CAPABILITIES = frozenset({"admin", "service"})
 
 Json = dict[str, Any]
 
+#: caller-facing sections: each surface owns a subject
+SURFACE_SECTIONS = ("rpc", "operations", "events", "feeds")
+#: the lists of surface names a ``uses`` entry may give, per section
+USE_ACTIONS = {
+    "rpc": ("call",),
+    "operations": ("call",),
+    "events": ("publish", "subscribe"),
+    "feeds": ("subscribe",),
+}
+
 
 def sorted_unique(values: Iterable[str]) -> list[str]:
     """De-duplicate and sort by UTF-16 code units (JavaScript's default sort)."""
@@ -122,14 +132,9 @@ def _list_copy(value: Any) -> list[Any]:
 
 def _use(use: Any) -> Json:
     out: Json = {"contract": use.get("contract")}
-    if _present(use.get("rpc")):
-        out["rpc"] = _lists(use["rpc"], ("call",))
-    if _present(use.get("operations")):
-        out["operations"] = _lists(use["operations"], ("call",))
-    if _present(use.get("events")):
-        out["events"] = _lists(use["events"], ("publish", "subscribe"))
-    if _present(use.get("feeds")):
-        out["feeds"] = _lists(use["feeds"], ("subscribe",))
+    for section, actions in USE_ACTIONS.items():
+        if _present(use.get(section)):
+            out[section] = _lists(use[section], actions)
     return out
 
 
@@ -155,6 +160,13 @@ def _state_store(store: Any) -> Json:
     return out
 
 
+def _gate(out: Json, surface: Any, action: str) -> None:
+    """Keep the one capability list of an rpc or feed, and only when it is given."""
+    caps = surface.get("capabilities")
+    if _present(caps) and _present(caps.get(action)):
+        out["capabilities"] = {action: list(caps[action])}
+
+
 def _rpc(method: Any) -> Json:
     out: Json = {
         "version": method.get("version"),
@@ -164,9 +176,7 @@ def _rpc(method: Any) -> Json:
     }
     if _present(method.get("transfer")):
         out["transfer"] = {"direction": method["transfer"].get("direction")}
-    caps = method.get("capabilities")
-    if _present(caps) and _present(caps.get("call")):
-        out["capabilities"] = {"call": list(caps["call"])}
+    _gate(out, method, "call")
     _put(out, "errors", method, lambda errors: [{"type": e.get("type")} for e in errors])
     _put(out, "docs", method, _docs)
     return out
@@ -223,9 +233,7 @@ def _feed(feed: Any) -> Json:
         "input": _ref(feed["input"]),
         "event": _ref(feed["event"]),
     }
-    caps = feed.get("capabilities")
-    if _present(caps) and _present(caps.get("subscribe")):
-        out["capabilities"] = {"subscribe": list(caps["subscribe"])}
+    _gate(out, feed, "subscribe")
     _put(out, "docs", feed, _docs)
     return out
 
@@ -253,10 +261,16 @@ def _error_decl(error: Any) -> Json:
 def _job(queue: Any) -> Json:
     out: Json = {"payload": _ref(queue["payload"])}
     _put(out, "result", queue, _ref)
-    for key in ("maxDeliver",):
-        _put(out, key, queue, defined=True)
     _put(out, "backoffMs", queue, _list_copy)
-    for key in ("ackWaitMs", "defaultDeadlineMs", "progress", "logs", "dlq", "concurrency"):
+    for key in (
+        "maxDeliver",
+        "ackWaitMs",
+        "defaultDeadlineMs",
+        "progress",
+        "logs",
+        "dlq",
+        "concurrency",
+    ):
         _put(out, key, queue, defined=True)
     _put(out, "docs", queue, _docs)
     return out
@@ -327,23 +341,18 @@ def _without_docs(value: Mapping[str, Any]) -> Json:
     return {k: v for k, v in value.items() if k != "docs"}
 
 
+def _sorted_lists(lists: Mapping[str, Any]) -> Json:
+    """Every action list sorted and de-duplicated (normalization kept only known actions)."""
+    return {action: sorted_unique(names) for action, names in lists.items()}
+
+
 def _project_uses_flat(uses: Mapping[str, Any]) -> Json:
     out: Json = {}
     for alias, use in uses.items():
         entry: Json = {"contract": use.get("contract")}
-        rpc, ops, events, feeds = (
-            use.get(k) or {} for k in ("rpc", "operations", "events", "feeds")
-        )
-        if "call" in rpc:
-            entry["rpc"] = {"call": sorted_unique(rpc["call"])}
-        if "call" in ops:
-            entry["operations"] = {"call": sorted_unique(ops["call"])}
-        if "publish" in events or "subscribe" in events:
-            entry["events"] = {
-                k: sorted_unique(events[k]) for k in ("publish", "subscribe") if k in events
-            }
-        if "subscribe" in feeds:
-            entry["feeds"] = {"subscribe": sorted_unique(feeds["subscribe"])}
+        for section in USE_ACTIONS:
+            if use.get(section):
+                entry[section] = _sorted_lists(use[section])
         out[alias] = entry
     return out
 
@@ -363,42 +372,15 @@ def _project_uses(uses: Mapping[str, Any]) -> Json | None:
     return out
 
 
-def _sorted_caps(caps: Mapping[str, Any], keys: tuple[str, ...]) -> Json:
-    return {k: sorted_unique(caps[k]) for k in keys if k in caps}
-
-
-def _project_rpc(method: Mapping[str, Any]) -> Json:
-    out = _without_docs(method)
-    if "capabilities" in method and "call" in method["capabilities"]:
-        out["capabilities"] = {"call": sorted_unique(method["capabilities"]["call"])}
-    if "errors" in method:
-        out["errors"] = [{"type": t} for t in sorted_unique(e["type"] for e in method["errors"])]
-    return out
-
-
-def _project_operation(op: Mapping[str, Any]) -> Json:
-    out = _without_docs(op)
-    if "signals" in op:
-        out["signals"] = _map(op["signals"], _without_docs)
-    caps = op.get("capabilities") or {}
-    if any(k in caps for k in ("call", "observe", "cancel", "control")):
-        out["capabilities"] = _sorted_caps(caps, ("call", "observe", "cancel", "control"))
-    return out
-
-
-def _project_event(event: Mapping[str, Any]) -> Json:
-    out = _without_docs(event)
-    caps = event.get("capabilities") or {}
-    if "publish" in caps or "subscribe" in caps:
-        out["capabilities"] = _sorted_caps(caps, ("publish", "subscribe"))
-    return out
-
-
-def _project_feed(feed: Mapping[str, Any]) -> Json:
-    out = _without_docs(feed)
-    caps = feed.get("capabilities") or {}
-    if "subscribe" in caps:
-        out["capabilities"] = {"subscribe": sorted_unique(caps["subscribe"])}
+def _project_surface(surface: Mapping[str, Any]) -> Json:
+    """A normalized rpc, operation, event or feed without docs, its lists sorted."""
+    out = _without_docs(surface)
+    if surface.get("capabilities"):  # an empty object stays as it is
+        out["capabilities"] = _sorted_lists(surface["capabilities"])
+    if "errors" in surface:
+        out["errors"] = [{"type": t} for t in sorted_unique(e["type"] for e in surface["errors"])]
+    if "signals" in surface:
+        out["signals"] = _map(surface["signals"], _without_docs)
     return out
 
 
@@ -421,14 +403,9 @@ def project_manifest(normalized: Mapping[str, Any]) -> Json:
         uses = _project_uses(m["uses"])
         if uses is not None:
             out["uses"] = uses
-    for key, func in (
-        ("rpc", _project_rpc),
-        ("operations", _project_operation),
-        ("events", _project_event),
-        ("feeds", _project_feed),
-    ):
-        if key in m:
-            out[key] = _map(m[key], func)
+    for section in SURFACE_SECTIONS:
+        if section in m:
+            out[section] = _map(m[section], _project_surface)
     if "errors" in m:
         referenced = {
             ref["type"]

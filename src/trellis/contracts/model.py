@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 from pydantic.alias_generators import to_camel
 
-from trellis.contracts.manifest import capability_namespace
+from trellis.contracts.manifest import SURFACE_SECTIONS, capability_namespace
 
 if TYPE_CHECKING:
     from trellis.contracts.validate import Problem
@@ -53,9 +53,6 @@ Names = list[NonEmpty]
 SomeNames = Annotated[Names, Field(min_length=1)]
 PosInt = Annotated[StrictInt, Field(ge=1)]
 NonNegInt = Annotated[StrictInt, Field(ge=0)]
-
-#: caller-facing sections: each surface owns a subject
-SURFACE_SECTIONS = ("rpc", "operations", "events", "feeds")
 
 
 class _Model(BaseModel):
