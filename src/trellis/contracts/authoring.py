@@ -190,17 +190,12 @@ class Use:
     target: Contract | None = field(default=None, compare=False, repr=False)
 
     def manifest(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"contract": self.contract}
-        if self.rpc:
-            out["rpc"] = {"call": list(self.rpc)}
-        if self.publish or self.subscribe:
-            events: dict[str, Any] = {}
-            if self.publish:
-                events["publish"] = list(self.publish)
-            if self.subscribe:
-                events["subscribe"] = list(self.subscribe)
-            out["events"] = events
-        return out
+        events = _given(publish=list(self.publish) or None, subscribe=list(self.subscribe) or None)
+        return _given(
+            contract=self.contract,
+            rpc={"call": list(self.rpc)} if self.rpc else None,
+            events=events or None,
+        )
 
 
 @overload
@@ -305,17 +300,22 @@ def job(
     concurrency: int | None = None,
 ) -> JobSpec:
     """A job queue; unset options take the runtime defaults (PROTOCOL §3) and stay unwritten."""
-    options = {
-        "maxDeliver": max_deliver,
-        "backoffMs": list(backoff_ms) if backoff_ms is not None else None,
-        "ackWaitMs": ack_wait_ms,
-        "defaultDeadlineMs": default_deadline_ms,
-        "progress": progress,
-        "logs": logs,
-        "dlq": dlq,
-        "concurrency": concurrency,
-    }
-    return JobSpec(payload, result, {k: v for k, v in options.items() if v is not None})
+    options = _given(
+        maxDeliver=max_deliver,
+        backoffMs=list(backoff_ms) if backoff_ms is not None else None,
+        ackWaitMs=ack_wait_ms,
+        defaultDeadlineMs=default_deadline_ms,
+        progress=progress,
+        logs=logs,
+        dlq=dlq,
+        concurrency=concurrency,
+    )
+    return JobSpec(payload, result, options)
+
+
+def _given(**fields: Any) -> dict[str, Any]:
+    """The fields that are set, by their JSON names: unset ones stay unwritten."""
+    return {name: value for name, value in fields.items() if value is not None}
 
 
 def consumer(
@@ -506,11 +506,7 @@ class Contract:
         required = {a: u.manifest() for a, u in self.uses.items() if not u.optional}
         optional = {a: u.manifest() for a, u in self.uses.items() if u.optional}
         if required or optional:
-            m["uses"] = {}
-            if required:
-                m["uses"]["required"] = required
-            if optional:
-                m["uses"]["optional"] = optional
+            m["uses"] = _given(required=required or None, optional=optional or None)
 
     def _build_surfaces(self, m: dict[str, Any]) -> None:
         errors: dict[str, Any] = {}
@@ -518,111 +514,95 @@ class Contract:
             m["rpc"] = {}
             for name, spec in self.rpc.items():
                 path = f"rpc.{name}"
-                entry: dict[str, Any] = {
-                    "version": spec.version,
-                    "subject": f"rpc.{spec.version}.{name}",
-                    "input": self._schema_ref(spec.input, f"{path}.input"),
-                    "output": self._schema_ref(spec.output, f"{path}.output"),
-                    "capabilities": {"call": self._caps(spec.call)},
-                }
-                if spec.errors:
-                    entry["errors"] = [{"type": err.type} for err in spec.errors]
-                    for err in spec.errors:
-                        if err.type not in BUILTIN_ERRORS:
-                            errors[err.type] = {
-                                "type": err.type,
-                                "schema": self._schema_ref(err, f"{path}.errors"),
-                            }
-                if spec.docs:
-                    entry["docs"] = {"markdown": spec.docs}
-                m["rpc"][name] = entry
+                m["rpc"][name] = _given(
+                    version=spec.version,
+                    subject=f"rpc.{spec.version}.{name}",
+                    input=self._schema_ref(spec.input, f"{path}.input"),
+                    output=self._schema_ref(spec.output, f"{path}.output"),
+                    capabilities={"call": self._caps(spec.call)},
+                    errors=[{"type": err.type} for err in spec.errors] or None,
+                    docs={"markdown": spec.docs} if spec.docs else None,
+                )
+                for err in spec.errors:
+                    if err.type not in BUILTIN_ERRORS:
+                        schema = self._schema_ref(err, f"{path}.errors")
+                        errors[err.type] = {"type": err.type, "schema": schema}
         if errors:
             m["errors"] = errors
         if self.events:
-            m["events"] = {}
-            for name, ev in self.events.items():
-                e: dict[str, Any] = {
-                    "version": ev.version,
-                    "subject": event_subject_template(name, ev.version, ev.params),
-                    "params": list(ev.params),
-                    "event": self._schema_ref(ev.model, f"events.{name}.event"),
-                    "capabilities": {
+            m["events"] = {
+                name: _given(
+                    version=ev.version,
+                    subject=event_subject_template(name, ev.version, ev.params),
+                    params=list(ev.params),
+                    event=self._schema_ref(ev.model, f"events.{name}.event"),
+                    capabilities={
                         "publish": self._caps(ev.publish),
                         "subscribe": self._caps(ev.subscribe),
                     },
-                }
-                if ev.docs:
-                    e["docs"] = {"markdown": ev.docs}
-                m["events"][name] = e
+                    docs={"markdown": ev.docs} if ev.docs else None,
+                )
+                for name, ev in self.events.items()
+            }
         if self.jobs:
-            m["jobs"] = {}
-            for queue, spec_job in self.jobs.items():
-                j: dict[str, Any] = {
-                    "payload": self._schema_ref(spec_job.payload, f"jobs.{queue}.payload")
-                }
-                if spec_job.result is not None:
-                    j["result"] = self._schema_ref(spec_job.result, f"jobs.{queue}.result")
-                j.update(spec_job.options)
-                m["jobs"][queue] = j
+            m["jobs"] = {
+                queue: _given(
+                    payload=self._schema_ref(j.payload, f"jobs.{queue}.payload"),
+                    result=self._schema_ref(j.result, f"jobs.{queue}.result") if j.result else None,
+                    **j.options,
+                )
+                for queue, j in self.jobs.items()
+            }
         if self.event_consumers:
-            m["eventConsumers"] = {}
-            for group, c in self.event_consumers.items():
-                g: dict[str, Any] = {}
-                if c.uses:
-                    g["uses"] = {alias: list(evs) for alias, evs in c.uses.items()}
-                if c.self_events:
-                    g["self"] = list(c.self_events)
-                g.update({"replay": c.replay, "ordering": "strict", "concurrency": c.concurrency})
-                if c.ack_wait_ms is not None:
-                    g["ackWaitMs"] = c.ack_wait_ms
-                if c.max_deliver is not None:
-                    g["maxDeliver"] = c.max_deliver
-                if c.backoff_ms is not None:
-                    g["backoffMs"] = list(c.backoff_ms)
-                m["eventConsumers"][group] = g
+            m["eventConsumers"] = {
+                group: _given(
+                    uses={alias: list(events) for alias, events in c.uses.items()} or None,
+                    self=list(c.self_events) or None,
+                    replay=c.replay,
+                    ordering="strict",
+                    concurrency=c.concurrency,
+                    ackWaitMs=c.ack_wait_ms,
+                    maxDeliver=c.max_deliver,
+                    backoffMs=list(c.backoff_ms) if c.backoff_ms is not None else None,
+                )
+                for group, c in self.event_consumers.items()
+            }
 
     def _build_resources(self, m: dict[str, Any]) -> None:
         resources: dict[str, Any] = {}
         if self.kv:
-            resources["kv"] = {}
-            for alias, k in self.kv.items():
-                entry: dict[str, Any] = {
+            resources["kv"] = {
+                alias: {
                     "purpose": k.purpose,
                     "schema": self._schema_ref(k.model, f"resources.kv.{alias}.schema"),
                     "required": k.required,
                     "history": k.history,
                     "ttlMs": k.ttl_ms,
+                    **_given(maxValueBytes=k.max_value_bytes),
                 }
-                if k.max_value_bytes is not None:
-                    entry["maxValueBytes"] = k.max_value_bytes
-                resources["kv"][alias] = entry
+                for alias, k in self.kv.items()
+            }
         if self.store:
-            resources["store"] = {}
-            for alias, s in self.store.items():
-                st: dict[str, Any] = {
+            resources["store"] = {
+                alias: {
                     "purpose": s.purpose,
                     "required": s.required,
                     "ttlMs": s.ttl_ms,
+                    **_given(maxObjectBytes=s.max_object_bytes, maxTotalBytes=s.max_total_bytes),
                 }
-                if s.max_object_bytes is not None:
-                    st["maxObjectBytes"] = s.max_object_bytes
-                if s.max_total_bytes is not None:
-                    st["maxTotalBytes"] = s.max_total_bytes
-                resources["store"][alias] = st
+                for alias, s in self.store.items()
+            }
         if self.streams:
-            resources["streams"] = {}
-            for alias, sm in self.streams.items():
-                sd: dict[str, Any] = {
-                    "purpose": sm.purpose,
-                    "subjects": list(sm.subjects),
-                    "retention": sm.retention,
-                    "required": sm.required,
+            resources["streams"] = {
+                alias: {
+                    "purpose": s.purpose,
+                    "subjects": list(s.subjects),
+                    "retention": s.retention,
+                    "required": s.required,
+                    **_given(maxAgeMs=s.max_age_ms, maxBytes=s.max_bytes),
                 }
-                if sm.max_age_ms is not None:
-                    sd["maxAgeMs"] = sm.max_age_ms
-                if sm.max_bytes is not None:
-                    sd["maxBytes"] = sm.max_bytes
-                resources["streams"][alias] = sd
+                for alias, s in self.streams.items()
+            }
         if resources:
             m["resources"] = resources
 
