@@ -317,14 +317,7 @@ def _mkdir_private(path: Path) -> None:
 
 def _write_public(path: Path, text: str) -> None:
     """Write a non-secret file atomically (temporary file + rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    write_secret_file(path, text, overwrite=True, mode=0o644)
 
 
 def _save_seed(root: Path, name: str, seed: str) -> str:
@@ -411,13 +404,12 @@ def _generate(root: Path, nats: NatsEndpoints, operator_name: str, http: HttpEnd
 
     operator_jwt_file = f"{_JWT}/operator.jwt"
     _write_public(root / operator_jwt_file, operator_jwt + "\n")
-    names = {
-        sys_account.public_key: "SYS",
-        auth_account.public_key: "AUTH",
-        trellis_account.public_key: "TRELLIS",
-    }
-    for public_key, token in account_jwts.items():
-        _write_public(root / _JWT / f"{names[public_key]}.jwt", token + "\n")
+    for name, account in (
+        ("SYS", sys_account),
+        ("AUTH", auth_account),
+        ("TRELLIS", trellis_account),
+    ):
+        _write_public(root / _JWT / f"{name}.jwt", account_jwts[account.public_key] + "\n")
 
     config = RuntimeConfig(
         operator_public_key=operator.public_key,
