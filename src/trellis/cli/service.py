@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic_core import to_jsonable_python
 
 from trellis.bootstrap import ConnectError
 from trellis.cli.common import JsonFlag, emit_json, err, fail, out
@@ -90,13 +91,9 @@ def refusal(error: TrellisError, as_json: bool = False) -> typer.Exit:
     return fail(f"{error.message} ({reason})", 1)
 
 
-def _deployment_json(d: Any) -> dict[str, Any]:
-    return dict(d.model_dump(mode="json", by_alias=True))
-
-
 def _show(d: Any, as_json: bool) -> None:
     if as_json:
-        emit_json(_deployment_json(d))
+        emit_json(d)
         return
     state = "[red]disabled[/]" if d.disabled else "[green]enabled[/]"
     out.print(f"[bold]{d.name}[/] {d.contract_id} {state}", highlight=False)
@@ -175,7 +172,7 @@ def list_(home: HomeOption = DEFAULT_HOME, as_json: JsonFlag = False) -> None:
     """List deployed services."""
     result = _call(home, "Auth.Deployments.List", {}, as_json)
     if as_json:
-        emit_json([_deployment_json(d) for d in result.deployments])
+        emit_json(result.deployments)
         return
     if not result.deployments:
         out.print("no services installed")
@@ -199,9 +196,9 @@ def show(
     if as_json:
         emit_json(
             {
-                **_deployment_json(deployment),
-                "health": [h.model_dump(mode="json", by_alias=True) for h in got.health],
-                "connections": [c.model_dump(mode="json", by_alias=True) for c in connections],
+                **to_jsonable_python(deployment, by_alias=True),
+                "health": got.health,
+                "connections": connections,
             }
         )
         return
@@ -272,7 +269,7 @@ def add_key(
         home, "Auth.ServiceInstances.Provision", {"name": name, "instanceKey": public_key}, as_json
     )
     if as_json:
-        emit_json(info.model_dump(mode="json", by_alias=True))
+        emit_json(info)
     else:
         out.print(f"[green]added[/] instance {info.instance_key} to {name}", highlight=False)
 
