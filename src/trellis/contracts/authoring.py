@@ -9,7 +9,7 @@ the manifest declares.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Generic, Literal, Never, TypeVar, overload
 
 from pydantic import BaseModel
@@ -128,10 +128,11 @@ class EventSpec(_Bound, Generic[M]):
 
 @dataclass(frozen=True, eq=False)
 class KvSpec(_Bound, Generic[M]):
-    """A KV resource holding values of model ``M``; ``service.kv[spec]`` is a
-    ``KvHandle[M]``.  Made by ``kv()``."""
+    """A KV bucket of ``model`` values, bound to a physical bucket at install;
+    ``service.kv[spec]`` is a ``KvHandle[M]``.  Made by ``kv(model, purpose=...)``."""
 
     model: type[M]
+    _: KW_ONLY
     purpose: str
     required: bool = True
     history: int = 1
@@ -139,8 +140,11 @@ class KvSpec(_Bound, Generic[M]):
     max_value_bytes: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StoreSpec:
+    """An object store resource, bound to a physical bucket at install; made by
+    ``store(purpose=...)``."""
+
     purpose: str
     required: bool = True
     ttl_ms: int = 0
@@ -248,29 +252,9 @@ def event(
     return EventSpec(model, tuple(params), tuple(publish), tuple(subscribe), version, docs)
 
 
-def kv(
-    model: type[M],
-    *,
-    purpose: str,
-    required: bool = True,
-    history: int = 1,
-    ttl_ms: int = 0,
-    max_value_bytes: int | None = None,
-) -> KvSpec[M]:
-    """A KV bucket of ``model`` values, bound to a physical bucket at install."""
-    return KvSpec(model, purpose, required, history, ttl_ms, max_value_bytes)
-
-
-def store(
-    *,
-    purpose: str,
-    required: bool = True,
-    ttl_ms: int = 0,
-    max_object_bytes: int | None = None,
-    max_total_bytes: int | None = None,
-) -> StoreSpec:
-    """An object store resource, bound to a physical bucket at install."""
-    return StoreSpec(purpose, required, ttl_ms, max_object_bytes, max_total_bytes)
+#: the spec classes are their own constructors: ``kv(Item, purpose=...)``, ``store(...)``
+kv = KvSpec
+store = StoreSpec
 
 
 def stream(
