@@ -120,14 +120,39 @@ def _put(
         out[key] = func(value) if func else value
 
 
-def _capability_meta(meta: Any) -> Json:
-    out: Json = {"displayName": meta.get("displayName"), "description": meta.get("description")}
-    _put(out, "consequence", meta)
+def _pick(
+    source: Any,
+    get: tuple[str, ...] = (),
+    refs: tuple[str, ...] = (),
+    defined: tuple[str, ...] = (),
+    given: Mapping[str, Callable[[Any], Any] | None] | None = None,
+    *,
+    docs: bool = True,
+) -> Json:
+    """Rebuild one manifest object: ``get`` fields always (null when absent), ``refs`` as
+    required schema references, ``defined`` fields unless null, ``given`` fields when
+    present (truthy), through their function, and ``docs`` unless told not to."""
+    out: Json = {key: source.get(key) for key in get}
+    out.update({key: _ref(source[key]) for key in refs})
+    for key in defined:
+        _put(out, key, source, defined=True)
+    for key, func in (given or {}).items():
+        _put(out, key, source, func)
+    if docs:
+        _put(out, "docs", source, _docs)
     return out
 
 
 def _list_copy(value: Any) -> list[Any]:
     return list(value)
+
+
+def _lists(source: Any, keys: tuple[str, ...]) -> Json:
+    return _pick(source, given=dict.fromkeys(keys, _list_copy), docs=False)
+
+
+def _capability_meta(meta: Any) -> Json:
+    return _pick(meta, ("displayName", "description"), given={"consequence": None}, docs=False)
 
 
 def _use(use: Any) -> Json:
@@ -138,166 +163,100 @@ def _use(use: Any) -> Json:
     return out
 
 
-def _lists(source: Any, keys: tuple[str, ...]) -> Json:
-    out: Json = {}
-    for key in keys:
-        _put(out, key, source, _list_copy)
-    return out
-
-
 def _uses(uses: Any) -> Json:
-    out: Json = {}
-    _put(out, "required", uses, lambda group: _map(group, _use))
-    _put(out, "optional", uses, lambda group: _map(group, _use))
-    return out
+    group = dict.fromkeys(("required", "optional"), lambda aliases: _map(aliases, _use))
+    return _pick(uses, given=group, docs=False)
 
 
 def _state_store(store: Any) -> Json:
-    out: Json = {"kind": store.get("kind"), "schema": _ref(store["schema"])}
-    _put(out, "stateVersion", store)
-    _put(out, "acceptedVersions", store, lambda accepted: _map(accepted, _ref))
-    _put(out, "docs", store, _docs)
-    return out
+    given = {"stateVersion": None, "acceptedVersions": lambda versions: _map(versions, _ref)}
+    return _pick(store, ("kind",), ("schema",), given=given)
 
 
-def _gate(out: Json, surface: Any, action: str) -> None:
+def _gate(out: Json, surface: Any, action: str) -> Json:
     """Keep the one capability list of an rpc or feed, and only when it is given."""
     caps = surface.get("capabilities")
     if _present(caps) and _present(caps.get(action)):
         out["capabilities"] = {action: list(caps[action])}
+    return out
 
 
 def _rpc(method: Any) -> Json:
-    out: Json = {
-        "version": method.get("version"),
-        "subject": method.get("subject"),
-        "input": _ref(method["input"]),
-        "output": _ref(method["output"]),
+    given = {
+        "transfer": lambda transfer: {"direction": transfer.get("direction")},
+        "errors": lambda errors: [{"type": e.get("type")} for e in errors],
     }
-    if _present(method.get("transfer")):
-        out["transfer"] = {"direction": method["transfer"].get("direction")}
-    _gate(out, method, "call")
-    _put(out, "errors", method, lambda errors: [{"type": e.get("type")} for e in errors])
-    _put(out, "docs", method, _docs)
-    return out
+    return _gate(
+        _pick(method, ("version", "subject"), ("input", "output"), given=given), method, "call"
+    )
 
 
 def _operation(op: Any) -> Json:
-    out: Json = {
-        "version": op.get("version"),
-        "subject": op.get("subject"),
-        "input": _ref(op["input"]),
+    given = {
+        "progress": _ref,
+        "transfer": lambda transfer: _pick(
+            transfer,
+            ("direction", "store", "key"),
+            defined=("expiresInMs", "maxBytes"),
+            given={"contentType": None, "metadata": None},
+            docs=False,
+        ),
+        "capabilities": lambda caps: _lists(caps, ("call", "observe", "cancel", "control")),
+        "signals": lambda signals: _map(signals, lambda s: _pick(s, refs=("input",))),
     }
-    _put(out, "progress", op, _ref)
-    out["output"] = _ref(op["output"])
-    if _present(op.get("transfer")):
-        transfer = op["transfer"]
-        t: Json = {
-            "direction": transfer.get("direction"),
-            "store": transfer.get("store"),
-            "key": transfer.get("key"),
-        }
-        _put(t, "contentType", transfer)
-        _put(t, "metadata", transfer)
-        _put(t, "expiresInMs", transfer, defined=True)
-        _put(t, "maxBytes", transfer, defined=True)
-        out["transfer"] = t
-    _put(
-        out, "capabilities", op, lambda caps: _lists(caps, ("call", "observe", "cancel", "control"))
-    )
-    _put(out, "signals", op, lambda signals: _map(signals, _signal))
-    _put(out, "cancel", op, defined=True)
-    _put(out, "docs", op, _docs)
-    return out
-
-
-def _signal(signal: Any) -> Json:
-    out: Json = {"input": _ref(signal["input"])}
-    _put(out, "docs", signal, _docs)
-    return out
+    return _pick(op, ("version", "subject"), ("input", "output"), ("cancel",), given)
 
 
 def _event(event: Any) -> Json:
-    out: Json = {"version": event.get("version"), "subject": event.get("subject")}
-    _put(out, "params", event, _list_copy)
-    out["event"] = _ref(event["event"])
-    _put(out, "capabilities", event, lambda caps: _lists(caps, ("publish", "subscribe")))
-    _put(out, "docs", event, _docs)
-    return out
+    given = {
+        "params": _list_copy,
+        "capabilities": lambda caps: _lists(caps, ("publish", "subscribe")),
+    }
+    return _pick(event, ("version", "subject"), ("event",), given=given)
 
 
 def _feed(feed: Any) -> Json:
-    out: Json = {
-        "version": feed.get("version"),
-        "subject": feed.get("subject"),
-        "input": _ref(feed["input"]),
-        "event": _ref(feed["event"]),
-    }
-    _gate(out, feed, "subscribe")
-    _put(out, "docs", feed, _docs)
-    return out
+    return _gate(_pick(feed, ("version", "subject"), ("input", "event")), feed, "subscribe")
 
 
 def _event_consumer(group: Any) -> Json:
-    out: Json = {}
-    _put(out, "uses", group, lambda uses: {a: sorted_unique(ev) for a, ev in uses.items()})
-    _put(out, "self", group, sorted_unique)
-    out["replay"] = group.get("replay") if group.get("replay") is not None else "new"
-    out["ordering"] = group.get("ordering") if group.get("ordering") is not None else "strict"
-    out["concurrency"] = group.get("concurrency") if group.get("concurrency") is not None else 1
-    _put(out, "ackWaitMs", group, defined=True)
-    _put(out, "maxDeliver", group, defined=True)
-    _put(out, "backoffMs", group, _list_copy)
-    _put(out, "docs", group, _docs)
+    given: dict[str, Callable[[Any], Any]] = {
+        "uses": lambda uses: {alias: sorted_unique(events) for alias, events in uses.items()},
+        "self": sorted_unique,
+        "backoffMs": _list_copy,
+    }
+    out = _pick(group, defined=("ackWaitMs", "maxDeliver"), given=given)
+    for key, default in (("replay", "new"), ("ordering", "strict"), ("concurrency", 1)):
+        out[key] = group.get(key) if group.get(key) is not None else default
     return out
 
 
 def _error_decl(error: Any) -> Json:
-    out: Json = {"type": error.get("type")}
-    _put(out, "schema", error, _ref)
-    return out
+    return _pick(error, ("type",), given={"schema": _ref}, docs=False)
 
 
 def _job(queue: Any) -> Json:
-    out: Json = {"payload": _ref(queue["payload"])}
-    _put(out, "result", queue, _ref)
-    _put(out, "backoffMs", queue, _list_copy)
-    for key in (
-        "maxDeliver",
-        "ackWaitMs",
-        "defaultDeadlineMs",
-        "progress",
-        "logs",
-        "dlq",
-        "concurrency",
-    ):
-        _put(out, key, queue, defined=True)
-    _put(out, "docs", queue, _docs)
-    return out
+    limits = ("maxDeliver", "ackWaitMs", "defaultDeadlineMs", "concurrency")
+    given = {"result": _ref, "backoffMs": _list_copy}
+    return _pick(
+        queue, refs=("payload",), defined=(*limits, "progress", "logs", "dlq"), given=given
+    )
 
 
 def _kv(resource: Any) -> Json:
-    out: Json = {"purpose": resource.get("purpose"), "schema": _ref(resource["schema"])}
-    for key in ("required", "history", "ttlMs", "maxValueBytes"):
-        _put(out, key, resource, defined=True)
-    _put(out, "docs", resource, _docs)
-    return out
+    limits = ("required", "history", "ttlMs", "maxValueBytes")
+    return _pick(resource, ("purpose",), ("schema",), defined=limits)
 
 
 def _store(resource: Any) -> Json:
-    out: Json = {"purpose": resource.get("purpose")}
-    for key in ("required", "ttlMs", "maxObjectBytes", "maxTotalBytes"):
-        _put(out, key, resource, defined=True)
-    _put(out, "docs", resource, _docs)
-    return out
+    limits = ("required", "ttlMs", "maxObjectBytes", "maxTotalBytes")
+    return _pick(resource, ("purpose",), defined=limits)
 
 
 def _stream(resource: Any) -> Json:
     """Our ``resources.streams`` extension."""
-    out: Json = {"purpose": resource.get("purpose"), "subjects": list(resource.get("subjects", []))}
-    for key in ("retention", "required", "maxAgeMs", "maxBytes"):
-        _put(out, key, resource, defined=True)
-    _put(out, "docs", resource, _docs)
+    out = _pick(resource, ("purpose",), defined=("retention", "required", "maxAgeMs", "maxBytes"))
+    out["subjects"] = list(resource.get("subjects", []))
     return out
 
 
