@@ -377,7 +377,7 @@ class Contract:
                 problem = spec._conflict(id, name, section)
                 if problem is not None:
                     self._problems.append(problem)
-        model, problems = Manifest.check(self._build(), _known_targets(self.uses))
+        model, problems = Manifest.check(self._build(), known_manifests(self.uses))
         problems = self._problems + problems
         if model is None or problems:
             raise ContractError(problems, id)
@@ -596,9 +596,11 @@ class Contract:
 BUILTIN_REGISTRY: dict[str, Contract] = {}
 
 
-def _known_targets(uses: Mapping[str, Use]) -> dict[str, Manifest]:
+def known_manifests(uses: Mapping[str, Use] | None = None) -> dict[str, Manifest]:
+    """The manifests ``uses`` are checked against: the Trellis-owned contracts, and the
+    contracts that ``uses`` entries made with ``Contract.use`` point at."""
     known = {c.id: c.model for c in BUILTIN_REGISTRY.values()}
-    for use in uses.values():
+    for use in (uses or {}).values():
         if use.target is not None:
             known[use.contract] = use.target.model
     return known

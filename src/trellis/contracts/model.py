@@ -81,16 +81,19 @@ class CapabilityDecl(_Model):
 # --- uses ----------------------------------------------------------------------------------
 
 
-class CallUse(_Model):
+class Calls(_Model):
+    """Names by action: which surfaces a ``uses`` entry calls, or which capabilities an rpc
+    needs (``call``); the same for events (``publish``/``subscribe``) and feeds."""
+
     call: Names = []
 
 
-class EventUse(_Model):
+class PubSub(_Model):
     publish: Names = []
     subscribe: Names = []
 
 
-class FeedUse(_Model):
+class Subscribes(_Model):
     subscribe: Names = []
 
 
@@ -98,10 +101,10 @@ class Dependency(_Model):
     """One ``uses`` entry: the surfaces of another contract this one needs."""
 
     contract: NonEmpty
-    rpc: CallUse = CallUse()
-    operations: CallUse = CallUse()
-    events: EventUse = EventUse()
-    feeds: FeedUse = FeedUse()
+    rpc: Calls = Calls()
+    operations: Calls = Calls()
+    events: PubSub = PubSub()
+    feeds: Subscribes = Subscribes()
 
 
 class Uses(_Model):
@@ -130,10 +133,6 @@ class Surface(_Model):
             yield field, getattr(self, field)
 
 
-class RpcCapabilities(_Model):
-    call: Names = []
-
-
 class ErrorRef(_Model):
     type: NonEmpty
 
@@ -148,7 +147,7 @@ class Rpc(Surface):
     input: SchemaRef
     output: SchemaRef
     transfer: RpcTransfer | None = None
-    capabilities: RpcCapabilities = RpcCapabilities()
+    capabilities: Calls = Calls()
     errors: list[ErrorRef] = []
 
 
@@ -186,21 +185,12 @@ class Operation(Surface):
     cancel: StrictBool = False
 
 
-class EventCapabilities(_Model):
-    publish: Names = []
-    subscribe: Names = []
-
-
 class Event(Surface):
     SCHEMA_FIELDS = ("event",)
 
     params: list[StrictStr] = []
     event: SchemaRef
-    capabilities: EventCapabilities = EventCapabilities()
-
-
-class FeedCapabilities(_Model):
-    subscribe: Names = []
+    capabilities: PubSub = PubSub()
 
 
 class Feed(Surface):
@@ -208,7 +198,7 @@ class Feed(Surface):
 
     input: SchemaRef
     event: SchemaRef
-    capabilities: FeedCapabilities = FeedCapabilities()
+    capabilities: Subscribes = Subscribes()
 
 
 class ErrorDecl(_Model):

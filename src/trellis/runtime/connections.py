@@ -77,13 +77,12 @@ class ConnectionTracker:
                     await self._event("Auth.Connections.Closed", connection)
 
     async def list(self, session_key: str | None = None) -> list[Connection]:
-        out = []
-        for key in await self._cp.connections.keys():
-            if session_key is None or key.startswith(session_key + "."):
-                connection = await self._cp.connections.get(key)
-                if connection is not None:
-                    out.append(connection)
-        return out
+        return [
+            connection
+            for key in await self._cp.connections.keys()
+            if session_key is None or key.startswith(session_key + ".")
+            if (connection := await self._cp.connections.get(key)) is not None
+        ]
 
     async def kick(self, session_key: str) -> int:
         """Disconnect every live connection of ``session_key``; returns how many were asked."""

@@ -211,8 +211,7 @@ class Installer:
             await self._check_key_free(public_key, name)
             if public_key not in deployment.instance_keys:
                 deployment.instance_keys.append(public_key)
-                deployment.updated_at = now_iso()
-                await self.cp.deployments.put(name, deployment)
+                await self._save(deployment)
             await self._write_principals(deployment)
             return deployment
 
@@ -221,8 +220,7 @@ class Installer:
             deployment = await self._deployment(name)
             if public_key in deployment.instance_keys:
                 deployment.instance_keys.remove(public_key)
-                deployment.updated_at = now_iso()
-                await self.cp.deployments.put(name, deployment)
+                await self._save(deployment)
             await self.cp.principals.delete(public_key)
         await kick(public_key)
         return deployment
@@ -231,8 +229,7 @@ class Installer:
         async with self.cp.lock:
             deployment = await self._deployment(name)
             deployment.disabled = disabled
-            deployment.updated_at = now_iso()
-            await self.cp.deployments.put(name, deployment)
+            await self._save(deployment)
             await self._write_principals(deployment)
         if disabled:
             await _kick_twice(kick, deployment.instance_keys)
@@ -260,6 +257,10 @@ class Installer:
             await self.cp.bindings.delete(name)
         await _kick_twice(kick, deployment.instance_keys)
         return deployment
+
+    async def _save(self, deployment: Deployment) -> None:
+        deployment.updated_at = now_iso()
+        await self.cp.deployments.put(deployment.name, deployment)
 
     async def _deployment(self, name: str) -> Deployment:
         deployment = await self.cp.deployments.get(name)

@@ -121,12 +121,7 @@ class Table(Generic[M]):
         return await list_keys(self.kv)
 
     async def values(self) -> list[M]:
-        out: list[M] = []
-        for key in await self.keys():
-            value = await self.get(key)
-            if value is not None:
-                out.append(value)
-        return out
+        return [value for key in await self.keys() if (value := await self.get(key)) is not None]
 
 
 class ControlPlane:
