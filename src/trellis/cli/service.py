@@ -124,11 +124,8 @@ def _manifest(source: str) -> dict[str, Any]:
 def _deploy(
     rpc: str, verb: str, contract: str, name: str, public_key: str, home: Path, as_json: bool
 ) -> None:
-    payload = {"name": name, "contract": _manifest(contract), "publicKey": public_key}
-    result = _call(home, rpc, payload, as_json)
-    if not as_json:
-        out.print(f"[green]{verb}[/] {name}")
-    _show(result.deployment, as_json)
+    payload = {"contract": _manifest(contract), "publicKey": public_key}
+    _change(rpc, verb, name, home, as_json, payload)
 
 
 @app.command("install")
@@ -216,8 +213,11 @@ def show(
         out.print(f"    {c.session_key[:16]}… since {c.connected_at}", highlight=False)
 
 
-def _toggle(rpc: str, verb: str, name: str, home: Path, as_json: bool) -> None:
-    result = _call(home, rpc, {"name": name}, as_json)
+def _change(
+    rpc: str, verb: str, name: str, home: Path, as_json: bool, payload: dict[str, Any] | None = None
+) -> None:
+    """Call a deployment-changing RPC and show the deployment it returns."""
+    result = _call(home, rpc, {"name": name, **(payload or {})}, as_json)
     if not as_json:
         out.print(f"[green]{verb}[/] {name}")
     _show(result.deployment, as_json)
@@ -230,7 +230,7 @@ def disable(
     as_json: JsonFlag = False,
 ) -> None:
     """Disable a service: its live connections are kicked and reconnects refused."""
-    _toggle("Auth.Deployments.Disable", "disabled", name, home, as_json)
+    _change("Auth.Deployments.Disable", "disabled", name, home, as_json)
 
 
 @app.command("enable")
@@ -240,7 +240,7 @@ def enable(
     as_json: JsonFlag = False,
 ) -> None:
     """Enable a disabled service."""
-    _toggle("Auth.Deployments.Enable", "enabled", name, home, as_json)
+    _change("Auth.Deployments.Enable", "enabled", name, home, as_json)
 
 
 @app.command("remove")

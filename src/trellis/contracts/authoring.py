@@ -116,14 +116,20 @@ class RpcSpec(_Bound, Generic[I, O, E]):
 
 @dataclass(frozen=True, eq=False)
 class EventSpec(_Bound, Generic[M]):
-    """An event with payload model ``M``; made by ``event()``."""
+    """An event with payload model ``M``; each ``params`` JSON pointer becomes a subject
+    token filled from the payload.  Made by ``event(model, ...)``."""
 
     model: type[M]
-    params: tuple[str, ...] = ()
-    publish: tuple[str, ...] = ()
-    subscribe: tuple[str, ...] = ()
+    _: KW_ONLY
+    params: Sequence[str] = ()
+    publish: Sequence[str] = ()
+    subscribe: Sequence[str] = ()
     version: str = "v1"
     docs: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("params", "publish", "subscribe"):  # frozen: keep no caller's list
+            object.__setattr__(self, name, tuple(getattr(self, name)))
 
 
 @dataclass(frozen=True, eq=False)
@@ -152,16 +158,20 @@ class StoreSpec:
     max_total_bytes: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StreamSpec:
-    """Our ``resources.streams`` extension: a JetStream stream under a logical alias."""
+    """Our ``resources.streams`` extension: a JetStream stream under a logical alias,
+    capturing ``subjects``.  Made by ``stream(purpose=..., subjects=[...])``."""
 
     purpose: str
-    subjects: tuple[str, ...]
+    subjects: Sequence[str]
     retention: Literal["limits", "workqueue", "interest"] = "limits"
     required: bool = True
     max_age_ms: int | None = None
     max_bytes: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "subjects", tuple(self.subjects))  # frozen: keep no list
 
 
 @dataclass(frozen=True)
@@ -239,35 +249,11 @@ def rpc(
     return RpcSpec(input, output, tuple(errors), tuple(call), version, docs)
 
 
-def event(
-    model: type[M],
-    *,
-    params: Sequence[str] = (),
-    publish: Sequence[str] = (),
-    subscribe: Sequence[str] = (),
-    version: str = "v1",
-    docs: str | None = None,
-) -> EventSpec[M]:
-    """An event; each ``params`` JSON pointer becomes a subject token filled from the payload."""
-    return EventSpec(model, tuple(params), tuple(publish), tuple(subscribe), version, docs)
-
-
 #: the spec classes are their own constructors: ``kv(Item, purpose=...)``, ``store(...)``
+event = EventSpec
 kv = KvSpec
 store = StoreSpec
-
-
-def stream(
-    *,
-    purpose: str,
-    subjects: Sequence[str],
-    retention: Literal["limits", "workqueue", "interest"] = "limits",
-    required: bool = True,
-    max_age_ms: int | None = None,
-    max_bytes: int | None = None,
-) -> StreamSpec:
-    """A JetStream stream resource (our extension) capturing ``subjects``."""
-    return StreamSpec(purpose, tuple(subjects), retention, required, max_age_ms, max_bytes)
+stream = StreamSpec
 
 
 def job(

@@ -153,12 +153,6 @@ class NatsServer:
         return f"nats://{self.host}:{self.client_port}"
 
     @property
-    def monitor_url(self) -> str | None:
-        if self.monitor_port is None:
-            return None
-        return f"http://{self.host}:{self.monitor_port}"
-
-    @property
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
 

@@ -281,11 +281,15 @@ def init_bundle(
     root = Path(directory).absolute()
     if (root / RUNTIME_CONFIG_FILE).exists():
         bundle = Bundle.load(root)
-        _check_ports(bundle.config.nats, client_port, monitor_port, websocket_port)
-        if http_port is not None and http_port != bundle.config.http.port:
-            raise BundleError(
-                f"existing bundle uses http_port={bundle.config.http.port}, not {http_port}"
-            )
+        config = bundle.config
+        for label, given, actual in (
+            ("client_port", client_port, config.nats.client_port),
+            ("monitor_port", monitor_port, config.nats.monitor_port),
+            ("websocket_port", websocket_port, config.nats.websocket_port),
+            ("http_port", http_port, config.http.port),
+        ):
+            if given is not None and given != actual:
+                raise BundleError(f"existing bundle uses {label}={actual}, not {given}")
         return bundle
     if root.exists() and any(root.iterdir()):
         raise BundleError(
@@ -297,18 +301,6 @@ def init_bundle(
     client, monitor, websocket, http = (p if p is not None else next(picked) for p in wanted)
     endpoints = NatsEndpoints.local(host, client, monitor, websocket)
     return _generate(root, endpoints, operator_name, HttpEndpoint(host=host, port=http))
-
-
-def _check_ports(
-    nats: NatsEndpoints, client: int | None, monitor: int | None, websocket: int | None
-) -> None:
-    for label, given, actual in (
-        ("client_port", client, nats.client_port),
-        ("monitor_port", monitor, nats.monitor_port),
-        ("websocket_port", websocket, nats.websocket_port),
-    ):
-        if given is not None and given != actual:
-            raise BundleError(f"existing bundle uses {label}={actual}, not {given}")
 
 
 def _mkdir_private(path: Path) -> None:

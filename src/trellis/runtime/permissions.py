@@ -343,10 +343,6 @@ def _own_events(manifest: Manifest) -> list[_Grant]:
     ]
 
 
-def _own_rpc_subjects(manifest: Manifest) -> list[str]:
-    return [_rpc_subject(m.subject, contract_id=manifest.id) for m in manifest.rpc.values()]
-
-
 # --------------------------------------------------------------------------- resource grants
 
 
@@ -500,7 +496,8 @@ def derive_service_permissions(
     publish = [AUTH_VALIDATE_SUBJECT]
     publish += [g.subject for g in _own_events(manifest)]
     publish += [g.subject for g in uses.publish if g.requires <= held]
-    subscribe = [f"{inbox}.>", *_own_rpc_subjects(manifest)]
+    subscribe = [f"{inbox}.>"]
+    subscribe += [_rpc_subject(m.subject, contract_id=manifest.id) for m in manifest.rpc.values()]
     subscribe += [g.subject for g in uses.subscribe if g.requires <= held]
 
     bind_pub, bind_sub = _binding_grants(manifest, bindings or ServiceBindings())
