@@ -181,15 +181,25 @@ class JobSpec:
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ConsumerSpec:
-    uses: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    self_events: tuple[str, ...] = ()
+    """A durable event-consumer group over used (``uses``) and own (``self_events``) events;
+    made by ``consumer(...)``."""
+
+    uses: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    self_events: Sequence[str] = ()
     replay: Literal["new", "all"] = "new"
     concurrency: int = 1
     ack_wait_ms: int | None = None
     max_deliver: int | None = None
-    backoff_ms: tuple[int, ...] | None = None
+    backoff_ms: Sequence[int] | None = None
+
+    def __post_init__(self) -> None:  # frozen: keep none of the caller's lists
+        uses = {alias: tuple(events) for alias, events in (self.uses or {}).items()}
+        object.__setattr__(self, "uses", uses)
+        object.__setattr__(self, "self_events", tuple(self.self_events))
+        if self.backoff_ms is not None:
+            object.__setattr__(self, "backoff_ms", tuple(self.backoff_ms))
 
 
 @dataclass(frozen=True)
@@ -254,6 +264,7 @@ event = EventSpec
 kv = KvSpec
 store = StoreSpec
 stream = StreamSpec
+consumer = ConsumerSpec
 
 
 def job(
@@ -286,28 +297,6 @@ def job(
 def _given(**fields: Any) -> dict[str, Any]:
     """The fields that are set, by their JSON names: unset ones stay unwritten."""
     return {name: value for name, value in fields.items() if value is not None}
-
-
-def consumer(
-    *,
-    uses: Mapping[str, Sequence[str]] | None = None,
-    self_events: Sequence[str] = (),
-    replay: Literal["new", "all"] = "new",
-    concurrency: int = 1,
-    ack_wait_ms: int | None = None,
-    max_deliver: int | None = None,
-    backoff_ms: Sequence[int] | None = None,
-) -> ConsumerSpec:
-    """A durable event-consumer group over used (``uses``) and own (``self_events``) events."""
-    return ConsumerSpec(
-        {alias: tuple(events) for alias, events in (uses or {}).items()},
-        tuple(self_events),
-        replay,
-        concurrency,
-        ack_wait_ms,
-        max_deliver,
-        tuple(backoff_ms) if backoff_ms is not None else None,
-    )
 
 
 class Contract:

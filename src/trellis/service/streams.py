@@ -131,5 +131,4 @@ class StreamNamespace:
         except KeyError:
             raise AttributeError(f"the contract declares no stream resource {alias!r}") from None
 
-    def __getitem__(self, alias: str) -> StreamHandle:
-        return self.__getattr__(alias)
+    __getitem__ = __getattr__
