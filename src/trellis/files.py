@@ -10,9 +10,9 @@ __all__ = ["write_secret_file"]
 
 
 def write_secret_file(
-    path: str | os.PathLike[str], data: str | bytes, *, overwrite: bool = False
+    path: str | os.PathLike[str], data: str | bytes, *, overwrite: bool = False, mode: int = 0o600
 ) -> Path:
-    """Write ``data`` to a new file created with mode 0600, whatever the umask.
+    """Write ``data`` to a new file created with mode 0600 (or ``mode``), whatever the umask.
 
     With ``overwrite`` the data goes to a fresh 0600 temporary file that then replaces
     ``path`` atomically; otherwise an existing file is refused with ``FileExistsError``.
@@ -26,7 +26,7 @@ def write_secret_file(
     if overwrite:
         destination = target.with_name(f".{target.name}.{os.getpid()}.{time.time_ns()}.tmp")
     try:
-        fd = os.open(destination, flags, 0o600)
+        fd = os.open(destination, flags, mode)
     except FileExistsError:
         raise FileExistsError(f"{target} already exists; refusing to overwrite a secret") from None
     try:

@@ -60,9 +60,6 @@ class PrincipalCache:
         """Update the cache directly (the runtime does this for its own writes)."""
         self._by_key[principal.session_key] = principal
 
-    def discard(self, session_key: str) -> None:
-        self._by_key.pop(session_key, None)
-
     async def start(self, js: JetStreamContext, bucket: str = PRINCIPALS_BUCKET) -> None:
         kv = await js.key_value(bucket)
         self._task = asyncio.create_task(self._watch(kv), name="trellis-principals-watch")

@@ -201,8 +201,10 @@ class TrellisError(Exception):
 
     def to_wire(self) -> dict[str, Any]:
         """The error envelope: ``{id, type, message, context?, traceId?, ...fields}``."""
-        data: dict[str, Any] = self.fields.model_dump(mode="json", by_alias=True)
-        data.update({"id": self.id, "type": self.type, "message": self.message})
+        return self._envelope(self.type, self.fields.model_dump(mode="json", by_alias=True))
+
+    def _envelope(self, wire_type: str, data: dict[str, Any]) -> dict[str, Any]:
+        data.update({"id": self.id, "type": wire_type, "message": self.message})
         if self.context:
             data["context"] = self.context
         if self.trace_id:
@@ -344,13 +346,7 @@ class RemoteError(TrellisError):
     data: dict[str, Any] = Field(default_factory=dict)
 
     def to_wire(self) -> dict[str, Any]:
-        wire = dict(self.data)
-        wire.update({"id": self.id, "type": self.remote_type, "message": self.message})
-        if self.context:
-            wire["context"] = self.context
-        if self.trace_id:
-            wire["traceId"] = self.trace_id
-        return wire
+        return self._envelope(self.remote_type, dict(self.data))
 
 
 BUILTIN_ERRORS: dict[str, type[TrellisError]] = {

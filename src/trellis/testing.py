@@ -130,16 +130,14 @@ class LocalDeployment:
 
     async def grant(self, user: str, *capabilities: str) -> UserInfo:
         """Grant capabilities; they apply to the user's next call, without reconnecting."""
-        updated: UserInfo = await self._admin_call(
-            "Auth.Users.Update", {"id": user, "grant": list(capabilities)}
-        )
-        return updated
+        return await self._update_user(user, grant=list(capabilities))
 
     async def revoke(self, user: str, *capabilities: str) -> UserInfo:
         """Revoke capabilities; the user's next call that needs them is refused."""
-        updated: UserInfo = await self._admin_call(
-            "Auth.Users.Update", {"id": user, "revoke": list(capabilities)}
-        )
+        return await self._update_user(user, revoke=list(capabilities))
+
+    async def _update_user(self, user: str, **change: Any) -> UserInfo:
+        updated: UserInfo = await self._admin_call("Auth.Users.Update", {"id": user, **change})
         return updated
 
     # ------------------------------------------------------------------ participants

@@ -34,7 +34,6 @@ from trellis.runtime.permissions import (
     PermissionDerivationError,
     ServiceBindings,
     StreamBinding,
-    derive_permissions,
     derive_service_permissions,
     derive_user_permissions,
     event_subject_pattern,
@@ -814,7 +813,9 @@ def test_user_kinds(kind: str) -> None:
     m = contract(
         "x@v1", kind, uses={"required": {"auth": use("trellis.auth@v1", ["Auth.Sessions.Me"])}}
     )
-    got = derive_permissions(model(m), models(ACTIVE), capabilities=[], session_key=SESSION_KEY)
+    got = derive_user_permissions(
+        model(m), models(ACTIVE), capabilities=[], session_key=SESSION_KEY
+    )
     assert got.session == "user"
     assert got.publish == ("rpc.v1.Auth.Sessions.Me",)
 
@@ -831,22 +832,12 @@ def test_user_derivation_refuses_service_kind() -> None:
     assert info.value.reason == REASON_INVALID_MANIFEST
 
 
-def test_dispatch() -> None:
-    active, app_model = models(ACTIVE), model(APP)
-    svc = derive_permissions(model(service()), active, capabilities=[], session_key=SESSION_KEY)
+def test_session_kinds() -> None:
+    svc = derive_service_permissions(
+        model(service()), models(ACTIVE), capabilities=[], session_key=SESSION_KEY
+    )
     assert svc.session == "service"
     assert svc.resp_max == SERVICE_RESP_MAX
-    usr = derive_permissions(app_model, active, capabilities=APP_CAPS, session_key=SESSION_KEY)
-    assert usr == derive_usr(APP, APP_CAPS)
-    with pytest.raises(PermissionDerivationError) as info:
-        derive_permissions(
-            app_model,
-            active,
-            capabilities=APP_CAPS,
-            session_key=SESSION_KEY,
-            bindings=ServiceBindings(),
-        )
-    assert info.value.reason == REASON_INVALID_BINDING
     with pytest.raises(ValidationError, match="kind"):
         model(contract("x@v1", "robot"))
 

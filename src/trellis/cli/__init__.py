@@ -16,7 +16,7 @@ from trellis.cli.common import emit_json as _emit_json
 from trellis.cli.common import fail as _fail
 from trellis.cli.loading import SourceError, load_contract_object, load_manifest
 from trellis.contracts import ContractError, Manifest, Problem, contract_digest
-from trellis.contracts.builtin import BUILTIN_CONTRACTS
+from trellis.contracts.authoring import known_manifests
 
 app = typer.Typer(
     name="trellis",
@@ -146,7 +146,7 @@ def _parse(source: str) -> tuple[Manifest | None, list[Problem]]:
         raise _fail(str(exc)) from None
     except ContractError as exc:
         return None, exc.problems
-    return Manifest.check(data, {c.id: c.model for c in BUILTIN_CONTRACTS.values()})
+    return Manifest.check(data, known_manifests())
 
 
 @app.command("canonical")

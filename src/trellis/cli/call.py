@@ -24,7 +24,7 @@ from trellis.cli.common import JsonFlag, err, fail, out
 from trellis.cli.loading import SourceError, load_contract_object, load_manifest
 from trellis.cli.service import DEFAULT_HOME, HomeOption, _with_admin, refusal
 from trellis.contracts import Contract, ContractError, Manifest, contract_digest
-from trellis.contracts.authoring import BUILTIN_REGISTRY
+from trellis.contracts.authoring import BUILTIN_REGISTRY, known_manifests
 from trellis.contracts.builtin import trellis_cli
 from trellis.discovery import TrellisUrlNotFound, resolve_trellis_url
 from trellis.loop import run
@@ -140,7 +140,7 @@ def _session_call(
     try:
         key = SessionKey.load(seed)
         if source.endswith(".json"):
-            manifest = Manifest.parse(load_manifest(source), _builtin_models())
+            manifest = Manifest.parse(load_manifest(source), known_manifests())
             targets = _manifest_targets(manifest)
             digest = contract_digest(manifest.dump())
         else:
@@ -178,7 +178,3 @@ def _manifest_targets(manifest: Manifest) -> dict[str, RpcTarget]:
                 name, use.contract, f"rpc.v1.{name}", None, None, {}
             )
     return targets
-
-
-def _builtin_models() -> dict[str, Manifest]:
-    return {c.id: c.model for c in BUILTIN_REGISTRY.values()}

@@ -8,6 +8,7 @@ import sys
 from typing import Annotated, Any
 
 import typer
+from pydantic_core import to_jsonable_python
 from rich.console import Console
 
 out = Console(soft_wrap=True)
@@ -23,4 +24,6 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    """Print ``data`` (JSON values and pydantic models, by their wire names) as JSON."""
+    text = json.dumps(to_jsonable_python(data, by_alias=True), indent=2, ensure_ascii=False)
+    sys.stdout.write(text + "\n")

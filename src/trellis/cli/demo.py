@@ -60,19 +60,11 @@ async def _ensure_installed(
 async def _ensure_user(
     admin: Participant, manifest: dict[str, Any], key: SessionKey, caps: list[str]
 ) -> Result[Any, TrellisError]:
-    created = await admin.call(
-        "Auth.Users.Create",
-        {
-            "id": "demo-cli",
-            "sessionKey": key.public_key,
-            "contract": manifest,
-            "capabilities": caps,
-        },
-    )
+    user = {"id": "demo-cli", "capabilities": caps}
+    registration = {**user, "sessionKey": key.public_key, "contract": manifest}
+    created = await admin.call("Auth.Users.Create", registration)
     if isinstance(created, Err) and created.error.reason == "exists":
-        return await admin.call(
-            "Auth.Users.Update", {"id": "demo-cli", "capabilities": caps, "active": True}
-        )
+        return await admin.call("Auth.Users.Update", {**user, "active": True})
     return created
 
 

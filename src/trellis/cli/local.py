@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.panel import Panel
 
 from trellis.cli.common import JsonFlag, emit_json, err, fail, out
+from trellis.cli.service import DEFAULT_HOME
 from trellis.loop import run
 from trellis.nats.server import NatsServerError, PortInUseError
 from trellis.runtime.bundle import Bundle, BundleError, init_bundle
 from trellis.signals import wait_for_shutdown
-
-DEFAULT_DIR = Path(os.environ.get("TRELLIS_HOME", ".trellis"))
 
 DirArg = Annotated[
     Path,
@@ -33,28 +31,16 @@ def register(app: typer.Typer) -> None:
     app.command("runtime")(runtime_cmd)
 
 
-def _init(
-    directory: Path,
-    *,
-    client_port: int | None = None,
-    http_port: int | None = None,
-    monitor_port: int | None = None,
-    websocket_port: int | None = None,
-) -> Bundle:
+def _init(directory: Path, **ports: Any) -> Bundle:
+    """``init_bundle`` with the ports the command was given; a refusal exits."""
     try:
-        return init_bundle(
-            directory,
-            client_port=client_port,
-            http_port=http_port,
-            monitor_port=monitor_port,
-            websocket_port=websocket_port,
-        )
+        return init_bundle(directory, **ports)
     except BundleError as exc:
         raise fail(str(exc)) from None
 
 
 def init_cmd(
-    directory: DirArg = DEFAULT_DIR,
+    directory: DirArg = DEFAULT_HOME,
     client_port: Port = None,
     http_port: Port = None,
     monitor_port: Port = None,
@@ -119,7 +105,7 @@ def _configure_logging(verbose: bool) -> None:
 
 
 def dev_cmd(
-    directory: DirArg = DEFAULT_DIR,
+    directory: DirArg = DEFAULT_HOME,
     demo: Annotated[
         bool, typer.Option("--demo", help="Install the inventory example, exercise it, then exit.")
     ] = False,
@@ -205,7 +191,7 @@ async def _shutdown(runtime: object, server: object) -> None:
 def runtime_cmd(
     config: Annotated[
         Path, typer.Option("--config", "-c", help="A bundle directory or its runtime.json.")
-    ] = DEFAULT_DIR,
+    ] = DEFAULT_HOME,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = True,
 ) -> None:
     """Run the Trellis runtime alone against an already running NATS deployment."""

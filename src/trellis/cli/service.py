@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 
 import httpx
 import typer
+from pydantic_core import to_jsonable_python
 
 from trellis.bootstrap import ConnectError
 from trellis.cli.common import JsonFlag, emit_json, err, fail, out
@@ -108,13 +109,9 @@ def refusal(error: TrellisError, as_json: bool = False) -> typer.Exit:
     return fail(f"{error.message} ({reason})", 1)
 
 
-def _deployment_json(d: Any) -> dict[str, Any]:
-    return dict(d.model_dump(mode="json", by_alias=True))
-
-
 def _show(d: Any, as_json: bool) -> None:
     if as_json:
-        emit_json(_deployment_json(d))
+        emit_json(d)
         return
     state = "[red]disabled[/]" if d.disabled else "[green]enabled[/]"
     out.print(f"[bold]{d.name}[/] {d.contract_id} {state}", highlight=False)
@@ -145,11 +142,8 @@ def _manifest(source: str) -> dict[str, Any]:
 def _deploy(
     rpc: str, verb: str, contract: str, name: str, public_key: str, home: Path, as_json: bool
 ) -> None:
-    payload = {"name": name, "contract": _manifest(contract), "publicKey": public_key}
-    result = _call(home, rpc, payload, as_json)
-    if not as_json:
-        out.print(f"[green]{verb}[/] {name}")
-    _show(result.deployment, as_json)
+    payload = {"contract": _manifest(contract), "publicKey": public_key}
+    _change(rpc, verb, name, home, as_json, payload)
 
 
 @app.command("install")
@@ -193,7 +187,7 @@ def list_(home: HomeOption = DEFAULT_HOME, as_json: JsonFlag = False) -> None:
     """List deployed services."""
     result = _call(home, "Auth.Deployments.List", {}, as_json)
     if as_json:
-        emit_json([_deployment_json(d) for d in result.deployments])
+        emit_json(result.deployments)
         return
     if not result.deployments:
         out.print("no services installed")
@@ -217,9 +211,9 @@ def show(
     if as_json:
         emit_json(
             {
-                **_deployment_json(deployment),
-                "health": [h.model_dump(mode="json", by_alias=True) for h in got.health],
-                "connections": [c.model_dump(mode="json", by_alias=True) for c in connections],
+                **to_jsonable_python(deployment, by_alias=True),
+                "health": got.health,
+                "connections": connections,
             }
         )
         return
@@ -237,8 +231,11 @@ def show(
         out.print(f"    {c.session_key[:16]}… since {c.connected_at}", highlight=False)
 
 
-def _toggle(rpc: str, verb: str, name: str, home: Path, as_json: bool) -> None:
-    result = _call(home, rpc, {"name": name}, as_json)
+def _change(
+    rpc: str, verb: str, name: str, home: Path, as_json: bool, payload: dict[str, Any] | None = None
+) -> None:
+    """Call a deployment-changing RPC and show the deployment it returns."""
+    result = _call(home, rpc, {"name": name, **(payload or {})}, as_json)
     if not as_json:
         out.print(f"[green]{verb}[/] {name}")
     _show(result.deployment, as_json)
@@ -251,7 +248,7 @@ def disable(
     as_json: JsonFlag = False,
 ) -> None:
     """Disable a service: its live connections are kicked and reconnects refused."""
-    _toggle("Auth.Deployments.Disable", "disabled", name, home, as_json)
+    _change("Auth.Deployments.Disable", "disabled", name, home, as_json)
 
 
 @app.command("enable")
@@ -261,7 +258,7 @@ def enable(
     as_json: JsonFlag = False,
 ) -> None:
     """Enable a disabled service."""
-    _toggle("Auth.Deployments.Enable", "enabled", name, home, as_json)
+    _change("Auth.Deployments.Enable", "enabled", name, home, as_json)
 
 
 @app.command("remove")
@@ -290,7 +287,7 @@ def add_key(
         home, "Auth.ServiceInstances.Provision", {"name": name, "instanceKey": public_key}, as_json
     )
     if as_json:
-        emit_json(info.model_dump(mode="json", by_alias=True))
+        emit_json(info)
     else:
         out.print(f"[green]added[/] instance {info.instance_key} to {name}", highlight=False)
 

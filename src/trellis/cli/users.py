@@ -18,7 +18,7 @@ CapsArg = Annotated[list[str], typer.Argument(help="Capabilities, e.g. inventory
 
 def _print(user: Any, as_json: bool) -> None:
     if as_json:
-        emit_json(user.model_dump(mode="json", by_alias=True))
+        emit_json(user)
         return
     state = "[green]active[/]" if user.active else "[red]inactive[/]"
     out.print(f"[bold]{user.id}[/] {user.contract_id} {state}", highlight=False)
@@ -99,7 +99,7 @@ def list_(home: HomeOption = DEFAULT_HOME, as_json: JsonFlag = False) -> None:
     """List registered users."""
     users = _call(home, "Auth.Users.List", {}, as_json).users
     if as_json:
-        emit_json([u.model_dump(mode="json", by_alias=True) for u in users])
+        emit_json(users)
         return
     if not users:
         out.print("no users registered")

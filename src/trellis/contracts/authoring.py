@@ -9,7 +9,7 @@ the manifest declares.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Generic, Literal, Never, TypeVar, overload
 
 from pydantic import BaseModel
@@ -116,22 +116,29 @@ class RpcSpec(_Bound, Generic[I, O, E]):
 
 @dataclass(frozen=True, eq=False)
 class EventSpec(_Bound, Generic[M]):
-    """An event with payload model ``M``; made by ``event()``."""
+    """An event with payload model ``M``; each ``params`` JSON pointer becomes a subject
+    token filled from the payload.  Made by ``event(model, ...)``."""
 
     model: type[M]
-    params: tuple[str, ...] = ()
-    publish: tuple[str, ...] = ()
-    subscribe: tuple[str, ...] = ()
+    _: KW_ONLY
+    params: Sequence[str] = ()
+    publish: Sequence[str] = ()
+    subscribe: Sequence[str] = ()
     version: str = "v1"
     docs: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("params", "publish", "subscribe"):  # frozen: keep no caller's list
+            object.__setattr__(self, name, tuple(getattr(self, name)))
 
 
 @dataclass(frozen=True, eq=False)
 class KvSpec(_Bound, Generic[M]):
-    """A KV resource holding values of model ``M``; ``service.kv[spec]`` is a
-    ``KvHandle[M]``.  Made by ``kv()``."""
+    """A KV bucket of ``model`` values, bound to a physical bucket at install;
+    ``service.kv[spec]`` is a ``KvHandle[M]``.  Made by ``kv(model, purpose=...)``."""
 
     model: type[M]
+    _: KW_ONLY
     purpose: str
     required: bool = True
     history: int = 1
@@ -139,8 +146,11 @@ class KvSpec(_Bound, Generic[M]):
     max_value_bytes: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StoreSpec:
+    """An object store resource, bound to a physical bucket at install; made by
+    ``store(purpose=...)``."""
+
     purpose: str
     required: bool = True
     ttl_ms: int = 0
@@ -148,16 +158,20 @@ class StoreSpec:
     max_total_bytes: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StreamSpec:
-    """Our ``resources.streams`` extension: a JetStream stream under a logical alias."""
+    """Our ``resources.streams`` extension: a JetStream stream under a logical alias,
+    capturing ``subjects``.  Made by ``stream(purpose=..., subjects=[...])``."""
 
     purpose: str
-    subjects: tuple[str, ...]
+    subjects: Sequence[str]
     retention: Literal["limits", "workqueue", "interest"] = "limits"
     required: bool = True
     max_age_ms: int | None = None
     max_bytes: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "subjects", tuple(self.subjects))  # frozen: keep no list
 
 
 @dataclass(frozen=True)
@@ -167,15 +181,25 @@ class JobSpec:
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ConsumerSpec:
-    uses: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    self_events: tuple[str, ...] = ()
+    """A durable event-consumer group over used (``uses``) and own (``self_events``) events;
+    made by ``consumer(...)``."""
+
+    uses: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    self_events: Sequence[str] = ()
     replay: Literal["new", "all"] = "new"
     concurrency: int = 1
     ack_wait_ms: int | None = None
     max_deliver: int | None = None
-    backoff_ms: tuple[int, ...] | None = None
+    backoff_ms: Sequence[int] | None = None
+
+    def __post_init__(self) -> None:  # frozen: keep none of the caller's lists
+        uses = {alias: tuple(events) for alias, events in (self.uses or {}).items()}
+        object.__setattr__(self, "uses", uses)
+        object.__setattr__(self, "self_events", tuple(self.self_events))
+        if self.backoff_ms is not None:
+            object.__setattr__(self, "backoff_ms", tuple(self.backoff_ms))
 
 
 @dataclass(frozen=True)
@@ -190,17 +214,12 @@ class Use:
     target: Contract | None = field(default=None, compare=False, repr=False)
 
     def manifest(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"contract": self.contract}
-        if self.rpc:
-            out["rpc"] = {"call": list(self.rpc)}
-        if self.publish or self.subscribe:
-            events: dict[str, Any] = {}
-            if self.publish:
-                events["publish"] = list(self.publish)
-            if self.subscribe:
-                events["subscribe"] = list(self.subscribe)
-            out["events"] = events
-        return out
+        events = _given(publish=list(self.publish) or None, subscribe=list(self.subscribe) or None)
+        return _given(
+            contract=self.contract,
+            rpc={"call": list(self.rpc)} if self.rpc else None,
+            events=events or None,
+        )
 
 
 @overload
@@ -240,55 +259,12 @@ def rpc(
     return RpcSpec(input, output, tuple(errors), tuple(call), version, docs)
 
 
-def event(
-    model: type[M],
-    *,
-    params: Sequence[str] = (),
-    publish: Sequence[str] = (),
-    subscribe: Sequence[str] = (),
-    version: str = "v1",
-    docs: str | None = None,
-) -> EventSpec[M]:
-    """An event; each ``params`` JSON pointer becomes a subject token filled from the payload."""
-    return EventSpec(model, tuple(params), tuple(publish), tuple(subscribe), version, docs)
-
-
-def kv(
-    model: type[M],
-    *,
-    purpose: str,
-    required: bool = True,
-    history: int = 1,
-    ttl_ms: int = 0,
-    max_value_bytes: int | None = None,
-) -> KvSpec[M]:
-    """A KV bucket of ``model`` values, bound to a physical bucket at install."""
-    return KvSpec(model, purpose, required, history, ttl_ms, max_value_bytes)
-
-
-def store(
-    *,
-    purpose: str,
-    required: bool = True,
-    ttl_ms: int = 0,
-    max_object_bytes: int | None = None,
-    max_total_bytes: int | None = None,
-) -> StoreSpec:
-    """An object store resource, bound to a physical bucket at install."""
-    return StoreSpec(purpose, required, ttl_ms, max_object_bytes, max_total_bytes)
-
-
-def stream(
-    *,
-    purpose: str,
-    subjects: Sequence[str],
-    retention: Literal["limits", "workqueue", "interest"] = "limits",
-    required: bool = True,
-    max_age_ms: int | None = None,
-    max_bytes: int | None = None,
-) -> StreamSpec:
-    """A JetStream stream resource (our extension) capturing ``subjects``."""
-    return StreamSpec(purpose, tuple(subjects), retention, required, max_age_ms, max_bytes)
+#: the spec classes are their own constructors: ``kv(Item, purpose=...)``, ``store(...)``
+event = EventSpec
+kv = KvSpec
+store = StoreSpec
+stream = StreamSpec
+consumer = ConsumerSpec
 
 
 def job(
@@ -305,39 +281,22 @@ def job(
     concurrency: int | None = None,
 ) -> JobSpec:
     """A job queue; unset options take the runtime defaults (PROTOCOL §3) and stay unwritten."""
-    options = {
-        "maxDeliver": max_deliver,
-        "backoffMs": list(backoff_ms) if backoff_ms is not None else None,
-        "ackWaitMs": ack_wait_ms,
-        "defaultDeadlineMs": default_deadline_ms,
-        "progress": progress,
-        "logs": logs,
-        "dlq": dlq,
-        "concurrency": concurrency,
-    }
-    return JobSpec(payload, result, {k: v for k, v in options.items() if v is not None})
-
-
-def consumer(
-    *,
-    uses: Mapping[str, Sequence[str]] | None = None,
-    self_events: Sequence[str] = (),
-    replay: Literal["new", "all"] = "new",
-    concurrency: int = 1,
-    ack_wait_ms: int | None = None,
-    max_deliver: int | None = None,
-    backoff_ms: Sequence[int] | None = None,
-) -> ConsumerSpec:
-    """A durable event-consumer group over used (``uses``) and own (``self_events``) events."""
-    return ConsumerSpec(
-        {alias: tuple(events) for alias, events in (uses or {}).items()},
-        tuple(self_events),
-        replay,
-        concurrency,
-        ack_wait_ms,
-        max_deliver,
-        tuple(backoff_ms) if backoff_ms is not None else None,
+    options = _given(
+        maxDeliver=max_deliver,
+        backoffMs=list(backoff_ms) if backoff_ms is not None else None,
+        ackWaitMs=ack_wait_ms,
+        defaultDeadlineMs=default_deadline_ms,
+        progress=progress,
+        logs=logs,
+        dlq=dlq,
+        concurrency=concurrency,
     )
+    return JobSpec(payload, result, options)
+
+
+def _given(**fields: Any) -> dict[str, Any]:
+    """The fields that are set, by their JSON names: unset ones stay unwritten."""
+    return {name: value for name, value in fields.items() if value is not None}
 
 
 class Contract:
@@ -393,7 +352,7 @@ class Contract:
                 problem = spec._conflict(id, name, section)
                 if problem is not None:
                     self._problems.append(problem)
-        model, problems = Manifest.check(self._build(), _known_targets(self.uses))
+        model, problems = Manifest.check(self._build(), known_manifests(self.uses))
         problems = self._problems + problems
         if model is None or problems:
             raise ContractError(problems, id)
@@ -506,11 +465,7 @@ class Contract:
         required = {a: u.manifest() for a, u in self.uses.items() if not u.optional}
         optional = {a: u.manifest() for a, u in self.uses.items() if u.optional}
         if required or optional:
-            m["uses"] = {}
-            if required:
-                m["uses"]["required"] = required
-            if optional:
-                m["uses"]["optional"] = optional
+            m["uses"] = _given(required=required or None, optional=optional or None)
 
     def _build_surfaces(self, m: dict[str, Any]) -> None:
         errors: dict[str, Any] = {}
@@ -518,111 +473,95 @@ class Contract:
             m["rpc"] = {}
             for name, spec in self.rpc.items():
                 path = f"rpc.{name}"
-                entry: dict[str, Any] = {
-                    "version": spec.version,
-                    "subject": f"rpc.{spec.version}.{name}",
-                    "input": self._schema_ref(spec.input, f"{path}.input"),
-                    "output": self._schema_ref(spec.output, f"{path}.output"),
-                    "capabilities": {"call": self._caps(spec.call)},
-                }
-                if spec.errors:
-                    entry["errors"] = [{"type": err.type} for err in spec.errors]
-                    for err in spec.errors:
-                        if err.type not in BUILTIN_ERRORS:
-                            errors[err.type] = {
-                                "type": err.type,
-                                "schema": self._schema_ref(err, f"{path}.errors"),
-                            }
-                if spec.docs:
-                    entry["docs"] = {"markdown": spec.docs}
-                m["rpc"][name] = entry
+                m["rpc"][name] = _given(
+                    version=spec.version,
+                    subject=f"rpc.{spec.version}.{name}",
+                    input=self._schema_ref(spec.input, f"{path}.input"),
+                    output=self._schema_ref(spec.output, f"{path}.output"),
+                    capabilities={"call": self._caps(spec.call)},
+                    errors=[{"type": err.type} for err in spec.errors] or None,
+                    docs={"markdown": spec.docs} if spec.docs else None,
+                )
+                for err in spec.errors:
+                    if err.type not in BUILTIN_ERRORS:
+                        schema = self._schema_ref(err, f"{path}.errors")
+                        errors[err.type] = {"type": err.type, "schema": schema}
         if errors:
             m["errors"] = errors
         if self.events:
-            m["events"] = {}
-            for name, ev in self.events.items():
-                e: dict[str, Any] = {
-                    "version": ev.version,
-                    "subject": event_subject_template(name, ev.version, ev.params),
-                    "params": list(ev.params),
-                    "event": self._schema_ref(ev.model, f"events.{name}.event"),
-                    "capabilities": {
+            m["events"] = {
+                name: _given(
+                    version=ev.version,
+                    subject=event_subject_template(name, ev.version, ev.params),
+                    params=list(ev.params),
+                    event=self._schema_ref(ev.model, f"events.{name}.event"),
+                    capabilities={
                         "publish": self._caps(ev.publish),
                         "subscribe": self._caps(ev.subscribe),
                     },
-                }
-                if ev.docs:
-                    e["docs"] = {"markdown": ev.docs}
-                m["events"][name] = e
+                    docs={"markdown": ev.docs} if ev.docs else None,
+                )
+                for name, ev in self.events.items()
+            }
         if self.jobs:
-            m["jobs"] = {}
-            for queue, spec_job in self.jobs.items():
-                j: dict[str, Any] = {
-                    "payload": self._schema_ref(spec_job.payload, f"jobs.{queue}.payload")
-                }
-                if spec_job.result is not None:
-                    j["result"] = self._schema_ref(spec_job.result, f"jobs.{queue}.result")
-                j.update(spec_job.options)
-                m["jobs"][queue] = j
+            m["jobs"] = {
+                queue: _given(
+                    payload=self._schema_ref(j.payload, f"jobs.{queue}.payload"),
+                    result=self._schema_ref(j.result, f"jobs.{queue}.result") if j.result else None,
+                    **j.options,
+                )
+                for queue, j in self.jobs.items()
+            }
         if self.event_consumers:
-            m["eventConsumers"] = {}
-            for group, c in self.event_consumers.items():
-                g: dict[str, Any] = {}
-                if c.uses:
-                    g["uses"] = {alias: list(evs) for alias, evs in c.uses.items()}
-                if c.self_events:
-                    g["self"] = list(c.self_events)
-                g.update({"replay": c.replay, "ordering": "strict", "concurrency": c.concurrency})
-                if c.ack_wait_ms is not None:
-                    g["ackWaitMs"] = c.ack_wait_ms
-                if c.max_deliver is not None:
-                    g["maxDeliver"] = c.max_deliver
-                if c.backoff_ms is not None:
-                    g["backoffMs"] = list(c.backoff_ms)
-                m["eventConsumers"][group] = g
+            m["eventConsumers"] = {
+                group: _given(
+                    uses={alias: list(events) for alias, events in c.uses.items()} or None,
+                    self=list(c.self_events) or None,
+                    replay=c.replay,
+                    ordering="strict",
+                    concurrency=c.concurrency,
+                    ackWaitMs=c.ack_wait_ms,
+                    maxDeliver=c.max_deliver,
+                    backoffMs=list(c.backoff_ms) if c.backoff_ms is not None else None,
+                )
+                for group, c in self.event_consumers.items()
+            }
 
     def _build_resources(self, m: dict[str, Any]) -> None:
         resources: dict[str, Any] = {}
         if self.kv:
-            resources["kv"] = {}
-            for alias, k in self.kv.items():
-                entry: dict[str, Any] = {
+            resources["kv"] = {
+                alias: {
                     "purpose": k.purpose,
                     "schema": self._schema_ref(k.model, f"resources.kv.{alias}.schema"),
                     "required": k.required,
                     "history": k.history,
                     "ttlMs": k.ttl_ms,
+                    **_given(maxValueBytes=k.max_value_bytes),
                 }
-                if k.max_value_bytes is not None:
-                    entry["maxValueBytes"] = k.max_value_bytes
-                resources["kv"][alias] = entry
+                for alias, k in self.kv.items()
+            }
         if self.store:
-            resources["store"] = {}
-            for alias, s in self.store.items():
-                st: dict[str, Any] = {
+            resources["store"] = {
+                alias: {
                     "purpose": s.purpose,
                     "required": s.required,
                     "ttlMs": s.ttl_ms,
+                    **_given(maxObjectBytes=s.max_object_bytes, maxTotalBytes=s.max_total_bytes),
                 }
-                if s.max_object_bytes is not None:
-                    st["maxObjectBytes"] = s.max_object_bytes
-                if s.max_total_bytes is not None:
-                    st["maxTotalBytes"] = s.max_total_bytes
-                resources["store"][alias] = st
+                for alias, s in self.store.items()
+            }
         if self.streams:
-            resources["streams"] = {}
-            for alias, sm in self.streams.items():
-                sd: dict[str, Any] = {
-                    "purpose": sm.purpose,
-                    "subjects": list(sm.subjects),
-                    "retention": sm.retention,
-                    "required": sm.required,
+            resources["streams"] = {
+                alias: {
+                    "purpose": s.purpose,
+                    "subjects": list(s.subjects),
+                    "retention": s.retention,
+                    "required": s.required,
+                    **_given(maxAgeMs=s.max_age_ms, maxBytes=s.max_bytes),
                 }
-                if sm.max_age_ms is not None:
-                    sd["maxAgeMs"] = sm.max_age_ms
-                if sm.max_bytes is not None:
-                    sd["maxBytes"] = sm.max_bytes
-                resources["streams"][alias] = sd
+                for alias, s in self.streams.items()
+            }
         if resources:
             m["resources"] = resources
 
@@ -632,9 +571,11 @@ class Contract:
 BUILTIN_REGISTRY: dict[str, Contract] = {}
 
 
-def _known_targets(uses: Mapping[str, Use]) -> dict[str, Manifest]:
+def known_manifests(uses: Mapping[str, Use] | None = None) -> dict[str, Manifest]:
+    """The manifests ``uses`` are checked against: the Trellis-owned contracts, and the
+    contracts that ``uses`` entries made with ``Contract.use`` point at."""
     known = {c.id: c.model for c in BUILTIN_REGISTRY.values()}
-    for use in uses.values():
+    for use in (uses or {}).values():
         if use.target is not None:
             known[use.contract] = use.target.model
     return known

@@ -66,13 +66,7 @@ from trellis.contracts.model import (
 )
 from trellis.contracts.validate import Problem
 
-__all__ = [
-    "Incompatibility",
-    "IncompatibleContractError",
-    "assert_compatible",
-    "check_compatible",
-    "schema_conflicts",
-]
+__all__ = ["Incompatibility", "check_compatible", "schema_conflicts"]
 
 #: per section: the fields that must stay identical (schemas and signals are merged instead)
 _IDENTICAL_FIELDS: dict[str, tuple[str, ...]] = {
@@ -115,31 +109,9 @@ _OBJECT_KEYS = frozenset(
 Incompatibility = Problem
 
 
-class IncompatibleContractError(ValueError):
-    """The new manifest is not a compatible upgrade; ``problems`` lists every reason."""
-
-    def __init__(self, problems: list[Incompatibility], contract_id: str | None = None) -> None:
-        self.problems = problems
-        self.contract_id = contract_id
-        head = (
-            f"new manifest of {contract_id!r} is incompatible with the active one"
-            if contract_id
-            else "new manifest is incompatible with the active one"
-        )
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"{head} ({len(problems)} problem(s)):\n{lines}")
-
-
 def check_compatible(old: Manifest, new: Manifest) -> list[Incompatibility]:
     """Every reason ``new`` cannot replace the active ``old``; empty when it is compatible."""
     return _Checker(old, new).run()
-
-
-def assert_compatible(old: Manifest, new: Manifest) -> None:
-    """Raise ``IncompatibleContractError`` listing every reason, or return quietly."""
-    problems = check_compatible(old, new)
-    if problems:
-        raise IncompatibleContractError(problems, new.id)
 
 
 # --- helpers ------------------------------------------------------------------------------

@@ -34,6 +34,16 @@ PLATFORM_CAPABILITIES = frozenset({"admin", "service"})
 
 Json = dict[str, Any]
 
+#: caller-facing sections: each surface owns a subject
+SURFACE_SECTIONS = ("rpc", "operations", "events", "feeds")
+#: the lists of surface names a ``uses`` entry may give, per section
+USE_ACTIONS = {
+    "rpc": ("call",),
+    "operations": ("call",),
+    "events": ("publish", "subscribe"),
+    "feeds": ("subscribe",),
+}
+
 
 def sorted_unique(values: Iterable[str]) -> list[str]:
     """De-duplicate and sort by UTF-16 code units (JavaScript's default sort)."""
@@ -110,9 +120,26 @@ def _put(
         out[key] = func(value) if func else value
 
 
-def _capability_meta(meta: Any) -> Json:
-    out: Json = {"displayName": meta.get("displayName"), "description": meta.get("description")}
-    _put(out, "consequence", meta)
+def _pick(
+    source: Any,
+    get: tuple[str, ...] = (),
+    refs: tuple[str, ...] = (),
+    defined: tuple[str, ...] = (),
+    given: Mapping[str, Callable[[Any], Any] | None] | None = None,
+    *,
+    docs: bool = True,
+) -> Json:
+    """Rebuild one manifest object: ``get`` fields always (null when absent), ``refs`` as
+    required schema references, ``defined`` fields unless null, ``given`` fields when
+    present (truthy), through their function, and ``docs`` unless told not to."""
+    out: Json = {key: source.get(key) for key in get}
+    out.update({key: _ref(source[key]) for key in refs})
+    for key in defined:
+        _put(out, key, source, defined=True)
+    for key, func in (given or {}).items():
+        _put(out, key, source, func)
+    if docs:
+        _put(out, "docs", source, _docs)
     return out
 
 
@@ -120,170 +147,116 @@ def _list_copy(value: Any) -> list[Any]:
     return list(value)
 
 
+def _lists(source: Any, keys: tuple[str, ...]) -> Json:
+    return _pick(source, given=dict.fromkeys(keys, _list_copy), docs=False)
+
+
+def _capability_meta(meta: Any) -> Json:
+    return _pick(meta, ("displayName", "description"), given={"consequence": None}, docs=False)
+
+
 def _use(use: Any) -> Json:
     out: Json = {"contract": use.get("contract")}
-    if _present(use.get("rpc")):
-        out["rpc"] = _lists(use["rpc"], ("call",))
-    if _present(use.get("operations")):
-        out["operations"] = _lists(use["operations"], ("call",))
-    if _present(use.get("events")):
-        out["events"] = _lists(use["events"], ("publish", "subscribe"))
-    if _present(use.get("feeds")):
-        out["feeds"] = _lists(use["feeds"], ("subscribe",))
-    return out
-
-
-def _lists(source: Any, keys: tuple[str, ...]) -> Json:
-    out: Json = {}
-    for key in keys:
-        _put(out, key, source, _list_copy)
+    for section, actions in USE_ACTIONS.items():
+        if _present(use.get(section)):
+            out[section] = _lists(use[section], actions)
     return out
 
 
 def _uses(uses: Any) -> Json:
-    out: Json = {}
-    _put(out, "required", uses, lambda group: _map(group, _use))
-    _put(out, "optional", uses, lambda group: _map(group, _use))
-    return out
+    group = dict.fromkeys(("required", "optional"), lambda aliases: _map(aliases, _use))
+    return _pick(uses, given=group, docs=False)
 
 
 def _state_store(store: Any) -> Json:
-    out: Json = {"kind": store.get("kind"), "schema": _ref(store["schema"])}
-    _put(out, "stateVersion", store)
-    _put(out, "acceptedVersions", store, lambda accepted: _map(accepted, _ref))
-    _put(out, "docs", store, _docs)
+    given = {"stateVersion": None, "acceptedVersions": lambda versions: _map(versions, _ref)}
+    return _pick(store, ("kind",), ("schema",), given=given)
+
+
+def _gate(out: Json, surface: Any, action: str) -> Json:
+    """Keep the one capability list of an rpc or feed, and only when it is given."""
+    caps = surface.get("capabilities")
+    if _present(caps) and _present(caps.get(action)):
+        out["capabilities"] = {action: list(caps[action])}
     return out
 
 
 def _rpc(method: Any) -> Json:
-    out: Json = {
-        "version": method.get("version"),
-        "subject": method.get("subject"),
-        "input": _ref(method["input"]),
-        "output": _ref(method["output"]),
+    given = {
+        "transfer": lambda transfer: {"direction": transfer.get("direction")},
+        "errors": lambda errors: [{"type": e.get("type")} for e in errors],
     }
-    if _present(method.get("transfer")):
-        out["transfer"] = {"direction": method["transfer"].get("direction")}
-    caps = method.get("capabilities")
-    if _present(caps) and _present(caps.get("call")):
-        out["capabilities"] = {"call": list(caps["call"])}
-    _put(out, "errors", method, lambda errors: [{"type": e.get("type")} for e in errors])
-    _put(out, "docs", method, _docs)
-    return out
+    return _gate(
+        _pick(method, ("version", "subject"), ("input", "output"), given=given), method, "call"
+    )
 
 
 def _operation(op: Any) -> Json:
-    out: Json = {
-        "version": op.get("version"),
-        "subject": op.get("subject"),
-        "input": _ref(op["input"]),
+    given = {
+        "progress": _ref,
+        "transfer": lambda transfer: _pick(
+            transfer,
+            ("direction", "store", "key"),
+            defined=("expiresInMs", "maxBytes"),
+            given={"contentType": None, "metadata": None},
+            docs=False,
+        ),
+        "capabilities": lambda caps: _lists(caps, ("call", "observe", "cancel", "control")),
+        "signals": lambda signals: _map(signals, lambda s: _pick(s, refs=("input",))),
     }
-    _put(out, "progress", op, _ref)
-    out["output"] = _ref(op["output"])
-    if _present(op.get("transfer")):
-        transfer = op["transfer"]
-        t: Json = {
-            "direction": transfer.get("direction"),
-            "store": transfer.get("store"),
-            "key": transfer.get("key"),
-        }
-        _put(t, "contentType", transfer)
-        _put(t, "metadata", transfer)
-        _put(t, "expiresInMs", transfer, defined=True)
-        _put(t, "maxBytes", transfer, defined=True)
-        out["transfer"] = t
-    _put(
-        out, "capabilities", op, lambda caps: _lists(caps, ("call", "observe", "cancel", "control"))
-    )
-    _put(out, "signals", op, lambda signals: _map(signals, _signal))
-    _put(out, "cancel", op, defined=True)
-    _put(out, "docs", op, _docs)
-    return out
-
-
-def _signal(signal: Any) -> Json:
-    out: Json = {"input": _ref(signal["input"])}
-    _put(out, "docs", signal, _docs)
-    return out
+    return _pick(op, ("version", "subject"), ("input", "output"), ("cancel",), given)
 
 
 def _event(event: Any) -> Json:
-    out: Json = {"version": event.get("version"), "subject": event.get("subject")}
-    _put(out, "params", event, _list_copy)
-    out["event"] = _ref(event["event"])
-    _put(out, "capabilities", event, lambda caps: _lists(caps, ("publish", "subscribe")))
-    _put(out, "docs", event, _docs)
-    return out
+    given = {
+        "params": _list_copy,
+        "capabilities": lambda caps: _lists(caps, ("publish", "subscribe")),
+    }
+    return _pick(event, ("version", "subject"), ("event",), given=given)
 
 
 def _feed(feed: Any) -> Json:
-    out: Json = {
-        "version": feed.get("version"),
-        "subject": feed.get("subject"),
-        "input": _ref(feed["input"]),
-        "event": _ref(feed["event"]),
-    }
-    caps = feed.get("capabilities")
-    if _present(caps) and _present(caps.get("subscribe")):
-        out["capabilities"] = {"subscribe": list(caps["subscribe"])}
-    _put(out, "docs", feed, _docs)
-    return out
+    return _gate(_pick(feed, ("version", "subject"), ("input", "event")), feed, "subscribe")
 
 
 def _event_consumer(group: Any) -> Json:
-    out: Json = {}
-    _put(out, "uses", group, lambda uses: {a: sorted_unique(ev) for a, ev in uses.items()})
-    _put(out, "self", group, sorted_unique)
-    out["replay"] = group.get("replay") if group.get("replay") is not None else "new"
-    out["ordering"] = group.get("ordering") if group.get("ordering") is not None else "strict"
-    out["concurrency"] = group.get("concurrency") if group.get("concurrency") is not None else 1
-    _put(out, "ackWaitMs", group, defined=True)
-    _put(out, "maxDeliver", group, defined=True)
-    _put(out, "backoffMs", group, _list_copy)
-    _put(out, "docs", group, _docs)
+    given: dict[str, Callable[[Any], Any]] = {
+        "uses": lambda uses: {alias: sorted_unique(events) for alias, events in uses.items()},
+        "self": sorted_unique,
+        "backoffMs": _list_copy,
+    }
+    out = _pick(group, defined=("ackWaitMs", "maxDeliver"), given=given)
+    for key, default in (("replay", "new"), ("ordering", "strict"), ("concurrency", 1)):
+        out[key] = group.get(key) if group.get(key) is not None else default
     return out
 
 
 def _error_decl(error: Any) -> Json:
-    out: Json = {"type": error.get("type")}
-    _put(out, "schema", error, _ref)
-    return out
+    return _pick(error, ("type",), given={"schema": _ref}, docs=False)
 
 
 def _job(queue: Any) -> Json:
-    out: Json = {"payload": _ref(queue["payload"])}
-    _put(out, "result", queue, _ref)
-    for key in ("maxDeliver",):
-        _put(out, key, queue, defined=True)
-    _put(out, "backoffMs", queue, _list_copy)
-    for key in ("ackWaitMs", "defaultDeadlineMs", "progress", "logs", "dlq", "concurrency"):
-        _put(out, key, queue, defined=True)
-    _put(out, "docs", queue, _docs)
-    return out
+    limits = ("maxDeliver", "ackWaitMs", "defaultDeadlineMs", "concurrency")
+    given = {"result": _ref, "backoffMs": _list_copy}
+    return _pick(
+        queue, refs=("payload",), defined=(*limits, "progress", "logs", "dlq"), given=given
+    )
 
 
 def _kv(resource: Any) -> Json:
-    out: Json = {"purpose": resource.get("purpose"), "schema": _ref(resource["schema"])}
-    for key in ("required", "history", "ttlMs", "maxValueBytes"):
-        _put(out, key, resource, defined=True)
-    _put(out, "docs", resource, _docs)
-    return out
+    limits = ("required", "history", "ttlMs", "maxValueBytes")
+    return _pick(resource, ("purpose",), ("schema",), defined=limits)
 
 
 def _store(resource: Any) -> Json:
-    out: Json = {"purpose": resource.get("purpose")}
-    for key in ("required", "ttlMs", "maxObjectBytes", "maxTotalBytes"):
-        _put(out, key, resource, defined=True)
-    _put(out, "docs", resource, _docs)
-    return out
+    limits = ("required", "ttlMs", "maxObjectBytes", "maxTotalBytes")
+    return _pick(resource, ("purpose",), defined=limits)
 
 
 def _stream(resource: Any) -> Json:
     """Our ``resources.streams`` extension."""
-    out: Json = {"purpose": resource.get("purpose"), "subjects": list(resource.get("subjects", []))}
-    for key in ("retention", "required", "maxAgeMs", "maxBytes"):
-        _put(out, key, resource, defined=True)
-    _put(out, "docs", resource, _docs)
+    out = _pick(resource, ("purpose",), defined=("retention", "required", "maxAgeMs", "maxBytes"))
+    out["subjects"] = list(resource.get("subjects", []))
     return out
 
 
@@ -327,23 +300,18 @@ def _without_docs(value: Mapping[str, Any]) -> Json:
     return {k: v for k, v in value.items() if k != "docs"}
 
 
+def _sorted_lists(lists: Mapping[str, Any]) -> Json:
+    """Every action list sorted and de-duplicated (normalization kept only known actions)."""
+    return {action: sorted_unique(names) for action, names in lists.items()}
+
+
 def _project_uses_flat(uses: Mapping[str, Any]) -> Json:
     out: Json = {}
     for alias, use in uses.items():
         entry: Json = {"contract": use.get("contract")}
-        rpc, ops, events, feeds = (
-            use.get(k) or {} for k in ("rpc", "operations", "events", "feeds")
-        )
-        if "call" in rpc:
-            entry["rpc"] = {"call": sorted_unique(rpc["call"])}
-        if "call" in ops:
-            entry["operations"] = {"call": sorted_unique(ops["call"])}
-        if "publish" in events or "subscribe" in events:
-            entry["events"] = {
-                k: sorted_unique(events[k]) for k in ("publish", "subscribe") if k in events
-            }
-        if "subscribe" in feeds:
-            entry["feeds"] = {"subscribe": sorted_unique(feeds["subscribe"])}
+        for section in USE_ACTIONS:
+            if use.get(section):
+                entry[section] = _sorted_lists(use[section])
         out[alias] = entry
     return out
 
@@ -363,42 +331,15 @@ def _project_uses(uses: Mapping[str, Any]) -> Json | None:
     return out
 
 
-def _sorted_caps(caps: Mapping[str, Any], keys: tuple[str, ...]) -> Json:
-    return {k: sorted_unique(caps[k]) for k in keys if k in caps}
-
-
-def _project_rpc(method: Mapping[str, Any]) -> Json:
-    out = _without_docs(method)
-    if "capabilities" in method and "call" in method["capabilities"]:
-        out["capabilities"] = {"call": sorted_unique(method["capabilities"]["call"])}
-    if "errors" in method:
-        out["errors"] = [{"type": t} for t in sorted_unique(e["type"] for e in method["errors"])]
-    return out
-
-
-def _project_operation(op: Mapping[str, Any]) -> Json:
-    out = _without_docs(op)
-    if "signals" in op:
-        out["signals"] = _map(op["signals"], _without_docs)
-    caps = op.get("capabilities") or {}
-    if any(k in caps for k in ("call", "observe", "cancel", "control")):
-        out["capabilities"] = _sorted_caps(caps, ("call", "observe", "cancel", "control"))
-    return out
-
-
-def _project_event(event: Mapping[str, Any]) -> Json:
-    out = _without_docs(event)
-    caps = event.get("capabilities") or {}
-    if "publish" in caps or "subscribe" in caps:
-        out["capabilities"] = _sorted_caps(caps, ("publish", "subscribe"))
-    return out
-
-
-def _project_feed(feed: Mapping[str, Any]) -> Json:
-    out = _without_docs(feed)
-    caps = feed.get("capabilities") or {}
-    if "subscribe" in caps:
-        out["capabilities"] = {"subscribe": sorted_unique(caps["subscribe"])}
+def _project_surface(surface: Mapping[str, Any]) -> Json:
+    """A normalized rpc, operation, event or feed without docs, its lists sorted."""
+    out = _without_docs(surface)
+    if surface.get("capabilities"):  # an empty object stays as it is
+        out["capabilities"] = _sorted_lists(surface["capabilities"])
+    if "errors" in surface:
+        out["errors"] = [{"type": t} for t in sorted_unique(e["type"] for e in surface["errors"])]
+    if "signals" in surface:
+        out["signals"] = _map(surface["signals"], _without_docs)
     return out
 
 
@@ -421,14 +362,9 @@ def project_manifest(normalized: Mapping[str, Any]) -> Json:
         uses = _project_uses(m["uses"])
         if uses is not None:
             out["uses"] = uses
-    for key, func in (
-        ("rpc", _project_rpc),
-        ("operations", _project_operation),
-        ("events", _project_event),
-        ("feeds", _project_feed),
-    ):
-        if key in m:
-            out[key] = _map(m[key], func)
+    for section in SURFACE_SECTIONS:
+        if section in m:
+            out[section] = _map(m[section], _project_surface)
     if "errors" in m:
         referenced = {
             ref["type"]

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 from pydantic.alias_generators import to_camel
 
-from trellis.contracts.manifest import capability_namespace
+from trellis.contracts.manifest import SURFACE_SECTIONS, capability_namespace
 
 if TYPE_CHECKING:
     from trellis.contracts.validate import Problem
@@ -54,9 +54,6 @@ SomeNames = Annotated[Names, Field(min_length=1)]
 PosInt = Annotated[StrictInt, Field(ge=1)]
 NonNegInt = Annotated[StrictInt, Field(ge=0)]
 
-#: caller-facing sections: each surface owns a subject
-SURFACE_SECTIONS = ("rpc", "operations", "events", "feeds")
-
 
 class _Model(BaseModel):
     """Strict JSON types, camelCase aliases, unknown keys dropped (as normalization does)."""
@@ -84,16 +81,19 @@ class CapabilityDecl(_Model):
 # --- uses ----------------------------------------------------------------------------------
 
 
-class CallUse(_Model):
+class Calls(_Model):
+    """Names by action: which surfaces a ``uses`` entry calls, or which capabilities an rpc
+    needs (``call``); the same for events (``publish``/``subscribe``) and feeds."""
+
     call: Names = []
 
 
-class EventUse(_Model):
+class PubSub(_Model):
     publish: Names = []
     subscribe: Names = []
 
 
-class FeedUse(_Model):
+class Subscribes(_Model):
     subscribe: Names = []
 
 
@@ -101,10 +101,10 @@ class Dependency(_Model):
     """One ``uses`` entry: the surfaces of another contract this one needs."""
 
     contract: NonEmpty
-    rpc: CallUse = CallUse()
-    operations: CallUse = CallUse()
-    events: EventUse = EventUse()
-    feeds: FeedUse = FeedUse()
+    rpc: Calls = Calls()
+    operations: Calls = Calls()
+    events: PubSub = PubSub()
+    feeds: Subscribes = Subscribes()
 
 
 class Uses(_Model):
@@ -133,10 +133,6 @@ class Surface(_Model):
             yield field, getattr(self, field)
 
 
-class RpcCapabilities(_Model):
-    call: Names = []
-
-
 class ErrorRef(_Model):
     type: NonEmpty
 
@@ -151,7 +147,7 @@ class Rpc(Surface):
     input: SchemaRef
     output: SchemaRef
     transfer: RpcTransfer | None = None
-    capabilities: RpcCapabilities = RpcCapabilities()
+    capabilities: Calls = Calls()
     errors: list[ErrorRef] = []
 
 
@@ -189,21 +185,12 @@ class Operation(Surface):
     cancel: StrictBool = False
 
 
-class EventCapabilities(_Model):
-    publish: Names = []
-    subscribe: Names = []
-
-
 class Event(Surface):
     SCHEMA_FIELDS = ("event",)
 
     params: list[StrictStr] = []
     event: SchemaRef
-    capabilities: EventCapabilities = EventCapabilities()
-
-
-class FeedCapabilities(_Model):
-    subscribe: Names = []
+    capabilities: PubSub = PubSub()
 
 
 class Feed(Surface):
@@ -211,7 +198,7 @@ class Feed(Surface):
 
     input: SchemaRef
     event: SchemaRef
-    capabilities: FeedCapabilities = FeedCapabilities()
+    capabilities: Subscribes = Subscribes()
 
 
 class ErrorDecl(_Model):

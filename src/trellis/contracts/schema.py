@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel
 
-__all__ = ["SchemaError", "inline_refs", "model_schema", "self_contained", "type_schema"]
+__all__ = ["SchemaError", "inline_refs", "model_schema", "self_contained"]
 
 
 class SchemaError(ValueError):
@@ -22,11 +22,6 @@ class SchemaError(ValueError):
 def model_schema(model: type[BaseModel]) -> dict[str, Any]:
     """The validation-mode JSON Schema of ``model`` with every ``$ref`` inlined."""
     return inline_refs(model.model_json_schema(mode="validation"), model.__name__)
-
-
-def type_schema(tp: Any, name: str) -> dict[str, Any]:
-    """Schema for any type pydantic understands (``list[Item]``, ``dict[str, int]`` ...)."""
-    return inline_refs(TypeAdapter(tp).json_schema(mode="validation"), name)
 
 
 def inline_refs(schema: dict[str, Any], name: str) -> dict[str, Any]:

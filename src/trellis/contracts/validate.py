@@ -16,7 +16,12 @@ from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
 
-from trellis.contracts.manifest import PLATFORM_CAPABILITIES, normalize_manifest, subject_wildcard
+from trellis.contracts.manifest import (
+    PLATFORM_CAPABILITIES,
+    USE_ACTIONS,
+    normalize_manifest,
+    subject_wildcard,
+)
 from trellis.contracts.model import Event, Manifest
 from trellis.contracts.schema import self_contained
 from trellis.result import BUILTIN_ERRORS
@@ -262,18 +267,14 @@ class _Checker:
                 target = self.known.get(use.contract)
                 if target is None:
                     continue  # unknown targets are checked at install, against the catalog
-                for kind, key, names, owned in (
-                    ("rpc", "call", use.rpc.call, target.rpc),
-                    ("operations", "call", use.operations.call, target.operations),
-                    ("events", "publish", use.events.publish, target.events),
-                    ("events", "subscribe", use.events.subscribe, target.events),
-                    ("feeds", "subscribe", use.feeds.subscribe, target.feeds),
-                ):
-                    for name in names:
-                        if name not in owned:
-                            self.add(
-                                f"{path}.{kind}.{key}", f"{use.contract} has no {kind} {name!r}"
-                            )
+                for kind, actions in USE_ACTIONS.items():
+                    owned = getattr(target, kind)
+                    for key in actions:
+                        for name in getattr(getattr(use, kind), key):
+                            if name not in owned:
+                                self.add(
+                                    f"{path}.{kind}.{key}", f"{use.contract} has no {kind} {name!r}"
+                                )
 
     # resources
     def check_resources(self) -> None:

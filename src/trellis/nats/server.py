@@ -153,12 +153,6 @@ class NatsServer:
         return f"nats://{self.host}:{self.client_port}"
 
     @property
-    def monitor_url(self) -> str | None:
-        if self.monitor_port is None:
-            return None
-        return f"http://{self.host}:{self.monitor_port}"
-
-    @property
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
 
@@ -172,14 +166,7 @@ class NatsServer:
         """Launch the process and wait until healthy; raise a typed error otherwise."""
         self._launch()
         try:
-            deadline = time.monotonic() + ready_within
-            while True:
-                self._check_alive()
-                if self._healthy():
-                    return
-                if time.monotonic() > deadline:
-                    raise NatsServerStartError(self._not_ready_message(ready_within))
-                time.sleep(0.05)
+            self._wait_ready(ready_within)
         except BaseException:
             self.stop()
             raise
@@ -215,17 +202,11 @@ class NatsServer:
     async def astart(self, ready_within: float = 10.0) -> None:
         self._launch()
         try:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + ready_within
-            while True:
-                self._check_alive()
-                if await asyncio.to_thread(self._healthy):
-                    return
-                if loop.time() > deadline:
-                    raise NatsServerStartError(self._not_ready_message(ready_within))
-                await asyncio.sleep(0.05)
+            await asyncio.to_thread(self._wait_ready, ready_within)
         except BaseException:
-            self.stop()  # synchronous on purpose: must also run when cancelled
+            # synchronous on purpose: must also run when cancelled (the abandoned wait then
+            # ends at its next check, finding no process)
+            self.stop()
             raise
 
     async def astop(self, grace: float = 10.0) -> None:
@@ -285,6 +266,19 @@ class NatsServer:
             raise PortInUseError(self.host, self.client_port)
         raise NatsServerStartError(f"nats-server exited with status {code}" + self._log_tail(tail))
 
+    def _wait_ready(self, ready_within: float) -> None:
+        deadline = time.monotonic() + ready_within
+        while True:
+            self._check_alive()
+            if self._healthy():
+                return
+            if time.monotonic() > deadline:
+                raise NatsServerStartError(
+                    f"nats-server did not become healthy within {ready_within:g}s"
+                    + self._log_tail()
+                )
+            time.sleep(0.05)
+
     def _healthy(self) -> bool:
         if self.monitor_port is not None:
             url = f"http://{self.host}:{self.monitor_port}/healthz"
@@ -298,9 +292,6 @@ class NatsServer:
                 return sock.recv(4).startswith(b"INFO")
         except OSError:
             return False
-
-    def _not_ready_message(self, ready_within: float) -> str:
-        return f"nats-server did not become healthy within {ready_within:g}s" + self._log_tail()
 
     def _read_log(self) -> str:
         try:

@@ -115,21 +115,11 @@ class Runtime:
         self.tracker = tracker = ConnectionTracker(cp, nc, system, config.trellis.public_key)
         await tracker.start()
 
-        core = RpcServer(
-            nc,
-            builtin.trellis_core,
-            self.principals,
-            queue="trellis",
-            clock=self._clock,
+        core, auth = (
+            RpcServer(nc, contract, self.principals, queue="trellis", clock=self._clock)
+            for contract in (builtin.trellis_core, builtin.trellis_auth)
         )
         mount_core(core, cp)
-        auth = RpcServer(
-            nc,
-            builtin.trellis_auth,
-            self.principals,
-            queue="trellis",
-            clock=self._clock,
-        )
         self.health = HealthMonitor(cp, nc)
         await self.health.start()
         mount_auth(auth, cp, installer, tracker, self.principals.get, self.health, self._clock)

@@ -281,11 +281,15 @@ def init_bundle(
     root = Path(directory).absolute()
     if (root / RUNTIME_CONFIG_FILE).exists():
         bundle = Bundle.load(root)
-        _check_ports(bundle.config.nats, client_port, monitor_port, websocket_port)
-        if http_port is not None and http_port != bundle.config.http.port:
-            raise BundleError(
-                f"existing bundle uses http_port={bundle.config.http.port}, not {http_port}"
-            )
+        config = bundle.config
+        for label, given, actual in (
+            ("client_port", client_port, config.nats.client_port),
+            ("monitor_port", monitor_port, config.nats.monitor_port),
+            ("websocket_port", websocket_port, config.nats.websocket_port),
+            ("http_port", http_port, config.http.port),
+        ):
+            if given is not None and given != actual:
+                raise BundleError(f"existing bundle uses {label}={actual}, not {given}")
         return bundle
     if root.exists() and any(root.iterdir()):
         raise BundleError(
@@ -299,32 +303,13 @@ def init_bundle(
     return _generate(root, endpoints, operator_name, HttpEndpoint(host=host, port=http))
 
 
-def _check_ports(
-    nats: NatsEndpoints, client: int | None, monitor: int | None, websocket: int | None
-) -> None:
-    for label, given, actual in (
-        ("client_port", client, nats.client_port),
-        ("monitor_port", monitor, nats.monitor_port),
-        ("websocket_port", websocket, nats.websocket_port),
-    ):
-        if given is not None and given != actual:
-            raise BundleError(f"existing bundle uses {label}={actual}, not {given}")
-
-
 def _mkdir_private(path: Path) -> None:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
 def _write_public(path: Path, text: str) -> None:
     """Write a non-secret file atomically (temporary file + rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    write_secret_file(path, text, overwrite=True, mode=0o644)
 
 
 def _save_seed(root: Path, name: str, seed: str) -> str:
@@ -411,13 +396,12 @@ def _generate(root: Path, nats: NatsEndpoints, operator_name: str, http: HttpEnd
 
     operator_jwt_file = f"{_JWT}/operator.jwt"
     _write_public(root / operator_jwt_file, operator_jwt + "\n")
-    names = {
-        sys_account.public_key: "SYS",
-        auth_account.public_key: "AUTH",
-        trellis_account.public_key: "TRELLIS",
-    }
-    for public_key, token in account_jwts.items():
-        _write_public(root / _JWT / f"{names[public_key]}.jwt", token + "\n")
+    for name, account in (
+        ("SYS", sys_account),
+        ("AUTH", auth_account),
+        ("TRELLIS", trellis_account),
+    ):
+        _write_public(root / _JWT / f"{name}.jwt", account_jwts[account.public_key] + "\n")
 
     config = RuntimeConfig(
         operator_public_key=operator.public_key,

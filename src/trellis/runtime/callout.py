@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -246,13 +247,8 @@ class CalloutService:
                     session_key=principal.session_key,
                     bindings=bindings,
                 )
-                derived = DerivedPermissions(
-                    session=derived.session,
-                    contract_id=derived.contract_id,
-                    publish=tuple(sorted({*derived.publish, *platform_service_grants()})),
-                    subscribe=derived.subscribe,
-                    required_capabilities=derived.required_capabilities,
-                    resp_max=derived.resp_max,
+                derived = dataclasses.replace(
+                    derived, publish=tuple(sorted({*derived.publish, *platform_service_grants()}))
                 )
             else:
                 # never refused for capabilities: what the user lacks is left out of the

@@ -84,12 +84,11 @@ class ConnectionTracker:
     async def list(self, session_key: str | None = None) -> list[Connection]:
         if session_key is not None and not _SESSION_KEY.fullmatch(session_key):
             return []  # not a key: and never a wildcard widening the filter below
-        out = []
-        for key in await self._cp.connections.keys(f"{session_key}.>" if session_key else ">"):
-            connection = await self._cp.connections.get(key)
-            if connection is not None:
-                out.append(connection)
-        return out
+        return [
+            connection
+            for key in await self._cp.connections.keys(f"{session_key}.>" if session_key else ">")
+            if (connection := await self._cp.connections.get(key)) is not None
+        ]
 
     async def kick(self, session_key: str) -> int:
         """Disconnect every live connection of ``session_key``; returns how many were asked."""

@@ -79,8 +79,11 @@ class Installer:
 
     # -- contracts --------------------------------------------------------------------
 
-    async def _checked(self, manifest: Mapping[str, Any]) -> tuple[Manifest, str]:
-        """Parse and validate a manifest received over the network, against the catalog."""
+    async def parse(self, manifest: Mapping[str, Any]) -> tuple[Manifest, str]:
+        """Parse and validate a manifest received over the network, against the catalog;
+        returns it with its digest.  ``parse``, ``check_activation`` and ``activate`` are
+        the steps of ``activate_contract``, for callers (``Users``) that check more between
+        them, holding ``cp.lock``."""
         model, problems = Manifest.check(manifest, await self.cp.active_manifests())
         if model is None or problems:
             raise InstallError(
@@ -90,7 +93,7 @@ class Installer:
             )
         return model, contract_digest(model.dump())
 
-    async def _check_activation(self, manifest: Manifest, deployment: str) -> ActiveContract | None:
+    async def check_activation(self, manifest: Manifest, deployment: str) -> ActiveContract | None:
         """Refuse missing dependencies, subject collisions and incompatible upgrades."""
         cid = manifest.id
         active = await self.cp.active_manifests()
@@ -133,7 +136,7 @@ class Installer:
                     )
         return current
 
-    async def _activate(self, manifest: Manifest, digest: str, deployment: str) -> None:
+    async def activate(self, manifest: Manifest, digest: str, deployment: str) -> None:
         await self.cp.contracts.put(
             digest, ContractRecord(digest=digest, id=manifest.id, manifest=manifest)
         )
@@ -148,9 +151,9 @@ class Installer:
         ``owner`` names who implements it (``trellis`` for the contracts the runtime serves).
         """
         async with self.cp.lock:
-            normalized, digest = await self._checked(manifest)
-            await self._check_activation(normalized, owner)
-            await self._activate(normalized, digest, owner)
+            normalized, digest = await self.parse(manifest)
+            await self.check_activation(normalized, owner)
+            await self.activate(normalized, digest, owner)
             return digest
 
     # -- services ---------------------------------------------------------------------
@@ -159,9 +162,9 @@ class Installer:
         self, manifest: Mapping[str, Any], name: str, public_key: str, *, upgrade: bool = False
     ) -> Deployment:
         _check_name(name)
-        _check_key(public_key)
+        check_key(public_key)
         async with self.cp.lock:
-            normalized, digest = await self._checked(manifest)
+            normalized, digest = await self.parse(manifest)
             if normalized.kind != "service":
                 raise InstallError(
                     "not_a_service", f"{normalized.id} is a {normalized.kind} contract"
@@ -178,12 +181,10 @@ class Installer:
                     "contract_changed",
                     f"deployment {name!r} implements {existing.contract_id}, not {normalized.id}",
                 )
-            await self._check_activation(normalized, name)
-            owner = await self._key_owner(public_key)
-            if owner is not None and owner != name:
-                raise InstallError("key_in_use", f"that public key belongs to deployment {owner!r}")
+            await self.check_activation(normalized, name)
+            await self._check_key_free(public_key, name)
             bindings = await self._provision(normalized, name)
-            await self._activate(normalized, digest, name)
+            await self.activate(normalized, digest, name)
             keys = list(existing.instance_keys) if existing else []
             if public_key not in keys:
                 keys.append(public_key)
@@ -204,16 +205,13 @@ class Installer:
             return deployment
 
     async def add_instance_key(self, name: str, public_key: str) -> Deployment:
-        _check_key(public_key)
+        check_key(public_key)
         async with self.cp.lock:
             deployment = await self._deployment(name)
-            owner = await self._key_owner(public_key)
-            if owner is not None and owner != name:
-                raise InstallError("key_in_use", f"that public key belongs to deployment {owner!r}")
+            await self._check_key_free(public_key, name)
             if public_key not in deployment.instance_keys:
                 deployment.instance_keys.append(public_key)
-                deployment.updated_at = now_iso()
-                await self.cp.deployments.put(name, deployment)
+                await self._save(deployment)
             await self._write_principals(deployment)
             return deployment
 
@@ -222,8 +220,7 @@ class Installer:
             deployment = await self._deployment(name)
             if public_key in deployment.instance_keys:
                 deployment.instance_keys.remove(public_key)
-                deployment.updated_at = now_iso()
-                await self.cp.deployments.put(name, deployment)
+                await self._save(deployment)
             await self.cp.principals.delete(public_key)
         await kick(public_key)
         return deployment
@@ -232,8 +229,7 @@ class Installer:
         async with self.cp.lock:
             deployment = await self._deployment(name)
             deployment.disabled = disabled
-            deployment.updated_at = now_iso()
-            await self.cp.deployments.put(name, deployment)
+            await self._save(deployment)
             await self._write_principals(deployment)
         if disabled:
             await _kick_twice(kick, deployment.instance_keys)
@@ -262,17 +258,22 @@ class Installer:
         await _kick_twice(kick, deployment.instance_keys)
         return deployment
 
+    async def _save(self, deployment: Deployment) -> None:
+        deployment.updated_at = now_iso()
+        await self.cp.deployments.put(deployment.name, deployment)
+
     async def _deployment(self, name: str) -> Deployment:
         deployment = await self.cp.deployments.get(name)
         if deployment is None:
             raise InstallError("not_found", f"no deployment named {name!r}")
         return deployment
 
-    async def _key_owner(self, public_key: str) -> str | None:
+    async def _check_key_free(self, public_key: str, name: str) -> None:
+        """Refuse a key that another deployment (or a user) already holds."""
         principal = await self.cp.principals.get(public_key)
-        if principal is None:
-            return None
-        return principal.name if principal.kind == "service" else f"user:{principal.name}"
+        if principal is not None and (principal.kind, principal.name) != ("service", name):
+            owner = principal.name if principal.kind == "service" else f"user:{principal.name}"
+            raise InstallError("key_in_use", f"that public key belongs to deployment {owner!r}")
 
     async def _granted_capabilities(self, manifest: Manifest) -> list[str]:
         """Installing a service accepts what its ``uses`` need — except ``admin``, which an
@@ -460,6 +461,6 @@ def _check_name(name: str) -> None:
         )
 
 
-def _check_key(public_key: str) -> None:
+def check_key(public_key: str) -> None:
     if decode_public_key(public_key) is None:
         raise InstallError("invalid_key", "the public key must be a 43-character base64url key")

@@ -47,7 +47,6 @@ __all__ = [
     "PermissionDerivationError",
     "ServiceBindings",
     "StreamBinding",
-    "derive_permissions",
     "derive_service_permissions",
     "derive_user_permissions",
     "event_subject_pattern",
@@ -231,16 +230,12 @@ def inbox_prefix(session_key: str) -> str:
         raise PermissionDerivationError(REASON_INVALID_SESSION_KEY, str(exc)) from None
 
 
-def event_subject_pattern(template: str, *, contract_id: str | None = None) -> str:
+def event_subject_pattern(template: object, *, contract_id: str | None = None) -> str:
     """Turn ``events.v1.X.Y.{/ptr}`` into ``events.v1.X.Y.*`` after strict validation.
 
     Only whole ``{/pointer}`` tokens may become wildcards; a literal ``*``/``>``, an empty
     token or whitespace anywhere is an error, as is a subject outside ``events.``.
     """
-    return _event_pattern(template, contract_id=contract_id)
-
-
-def _event_pattern(template: object, *, contract_id: str | None) -> str:
     if not isinstance(template, str) or not _TEMPLATE_SUBJECT_RE.fullmatch(template):
         raise InvalidSubjectError(
             template,
@@ -332,7 +327,7 @@ def _collect_uses(manifest: Manifest, active: Mapping[str, Manifest]) -> _Collec
             for name in getattr(use.events, action):
                 event = target.events.get(name)
                 if event is not None:
-                    pattern = _event_pattern(event.subject, contract_id=target.id)
+                    pattern = event_subject_pattern(event.subject, contract_id=target.id)
                     sink.append(_Grant(pattern, frozenset(getattr(event.capabilities, action))))
     return collected
 
@@ -341,15 +336,11 @@ def _own_events(manifest: Manifest) -> list[_Grant]:
     """The contract's own events, publish form, gated by their ``publish`` lists."""
     return [
         _Grant(
-            _event_pattern(event.subject, contract_id=manifest.id),
+            event_subject_pattern(event.subject, contract_id=manifest.id),
             frozenset(event.capabilities.publish),
         )
         for event in manifest.events.values()
     ]
-
-
-def _own_rpc_subjects(manifest: Manifest) -> list[str]:
-    return [_rpc_subject(m.subject, contract_id=manifest.id) for m in manifest.rpc.values()]
 
 
 # --------------------------------------------------------------------------- resource grants
@@ -505,7 +496,8 @@ def derive_service_permissions(
     publish = [AUTH_VALIDATE_SUBJECT]
     publish += [g.subject for g in _own_events(manifest)]
     publish += [g.subject for g in uses.publish if g.requires <= held]
-    subscribe = [f"{inbox}.>", *_own_rpc_subjects(manifest)]
+    subscribe = [f"{inbox}.>"]
+    subscribe += [_rpc_subject(m.subject, contract_id=manifest.id) for m in manifest.rpc.values()]
     subscribe += [g.subject for g in uses.subscribe if g.requires <= held]
 
     bind_pub, bind_sub = _binding_grants(manifest, bindings or ServiceBindings())
@@ -579,28 +571,4 @@ def derive_user_permissions(
         subscribe=_sorted_unique([f"{inbox}.>", *(g.subject for g in subscribe)]),
         required_capabilities=_sorted_unique(required),
         resp_max=USER_RESP_MAX,
-    )
-
-
-def derive_permissions(
-    manifest: Manifest,
-    active: Mapping[str, Manifest],
-    *,
-    capabilities: Iterable[str],
-    session_key: str,
-    bindings: ServiceBindings | None = None,
-) -> DerivedPermissions:
-    """Dispatch on the manifest's ``kind``: ``service`` or one of the user kinds."""
-    if manifest.kind == "service":
-        return derive_service_permissions(
-            manifest, active, capabilities=capabilities, session_key=session_key, bindings=bindings
-        )
-    if bindings is not None:
-        raise PermissionDerivationError(
-            REASON_INVALID_BINDING,
-            "resource bindings belong to service sessions only",
-            contract_id=manifest.id,
-        )
-    return derive_user_permissions(
-        manifest, active, capabilities=capabilities, session_key=session_key
     )

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from typing import Any, Generic, TypeVar
 
 from nats.js.api import KeyValueConfig, StorageType
@@ -101,29 +100,17 @@ class Table(Generic[M]):
         self.kv = kv
         self.model = model
 
-    async def get_entry(self, key: str) -> tuple[M, int] | None:
+    async def get(self, key: str) -> M | None:
         try:
             entry = await self.kv.get(key)
         except KeyNotFoundError:
             return None
-        if entry.value is None or entry.revision is None:
+        if entry.value is None:
             return None
-        return self.model.model_validate_json(entry.value), entry.revision
-
-    async def get(self, key: str) -> M | None:
-        found = await self.get_entry(key)
-        return found[0] if found else None
+        return self.model.model_validate_json(entry.value)
 
     async def put(self, key: str, value: M) -> int:
-        return await self.kv.put(key, _dump(value))
-
-    async def create(self, key: str, value: M) -> int:
-        """Write only if absent; raises ``KeyWrongLastSequenceError`` otherwise."""
-        return await self.kv.create(key, _dump(value))
-
-    async def update(self, key: str, value: M, revision: int) -> int:
-        """Compare-and-set on ``revision``."""
-        return await self.kv.update(key, _dump(value), last=revision)
+        return await self.kv.put(key, value.model_dump_json(by_alias=True).encode())
 
     async def delete(self, key: str) -> None:
         with contextlib.suppress(KeyNotFoundError):
@@ -135,22 +122,7 @@ class Table(Generic[M]):
         return await list_keys(self.kv, pattern)
 
     async def values(self) -> list[M]:
-        out: list[M] = []
-        for key in await self.keys():
-            value = await self.get(key)
-            if value is not None:
-                out.append(value)
-        return out
-
-    async def items(self) -> AsyncIterator[tuple[str, M]]:
-        for key in await self.keys():
-            value = await self.get(key)
-            if value is not None:
-                yield key, value
-
-
-def _dump(value: BaseModel) -> bytes:
-    return value.model_dump_json(by_alias=True).encode()
+        return [value for key in await self.keys() if (value := await self.get(key)) is not None]
 
 
 class ControlPlane:

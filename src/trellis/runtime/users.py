@@ -17,7 +17,7 @@ from typing import Any
 from trellis.contracts import Manifest
 from trellis.contracts.manifest import PLATFORM_CAPABILITIES
 from trellis.principals import Principal
-from trellis.runtime.install import Installer, InstallError, Kicker, _check_key
+from trellis.runtime.install import Installer, InstallError, Kicker, check_key
 from trellis.runtime.state import ControlPlane
 
 __all__ = ["Users"]
@@ -42,10 +42,10 @@ class Users:
         Registering an existing user again with the same key replaces its contract (the
         fix a client refused for ``contract_changed`` is told to run) and adds the grants to
         those it holds."""
-        _check_key(session_key)
+        check_key(session_key)
         installer = self.installer
         async with self.cp.lock:
-            normalized, digest = await installer._checked(manifest)
+            normalized, digest = await installer.parse(manifest)
             if normalized.kind == "service":
                 raise InstallError(
                     "not_a_participant", "services are installed, not registered as users"
@@ -57,9 +57,9 @@ class Users:
                 )
             if existing is None and await self.cp.principals.get(session_key) is not None:
                 raise InstallError("key_in_use", "that public key is already registered")
-            await installer._check_activation(normalized, "")
+            await installer.check_activation(normalized, "")
             await self._check_capabilities(capabilities, {normalized.id: normalized})
-            await installer._activate(normalized, digest, "")
+            await installer.activate(normalized, digest, "")
             held = existing.capabilities if existing is not None else ()
             principal = Principal(
                 session_key=session_key,

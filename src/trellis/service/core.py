@@ -183,7 +183,7 @@ class TrellisService(Participant):
                 list(self._events.values()),
                 handler,
                 concurrency=group_spec.concurrency,
-                backoff_ms=group_spec.backoff_ms or (1000, 5000, 30000),
+                backoff_ms=tuple(group_spec.backoff_ms or (1000, 5000, 30000)),
             )
         missing = set(self._consumer_handlers) - set(self._consumers)
         if missing:

@@ -57,12 +57,15 @@ class StreamHandle:
         """The declared subjects, relative to the stream."""
         return [p[len(self._prefix) :] for p in self._patterns]
 
-    def _physical(self, relative: str) -> str:
+    def _physical(self, relative: str, *, pattern: bool = False) -> str:
+        """The physical subject (or, with ``pattern``, filter) of a relative one."""
         physical = self._prefix + relative
-        if not any(subject_matches(physical, p) for p in self._patterns) or any(
-            t in ("*", ">") for t in relative.split(".")
+        wildcard = any(t in ("*", ">") for t in relative.split("."))
+        if not any(subject_matches(physical, p) for p in self._patterns) or (
+            wildcard and not pattern
         ):
-            raise ValueError(f"{relative!r} is not one of {self.alias}'s subjects {self.subjects}")
+            where = "within" if pattern else "one of"
+            raise ValueError(f"{relative!r} is not {where} {self.alias}'s subjects {self.subjects}")
         return physical
 
     async def publish(
@@ -90,7 +93,7 @@ class StreamHandle:
     ) -> list[StreamMessage]:
         """Pull up to ``batch`` messages for the durable consumer ``durable`` (created on first
         use, explicit acks); returns what arrived within ``wait`` seconds."""
-        physical_filter = self._physical_pattern(filter_subject) if filter_subject else ""
+        physical_filter = self._physical(filter_subject, pattern=True) if filter_subject else ""
         config = ConsumerConfig(durable_name=durable, ack_policy=AckPolicy.EXPLICIT)
         sub = await self._js.pull_subscribe(
             physical_filter, durable=durable, stream=self._stream, config=config
@@ -115,12 +118,6 @@ class StreamHandle:
             for m in msgs
         ]
 
-    def _physical_pattern(self, relative: str) -> str:
-        physical = self._prefix + relative
-        if not any(subject_matches(physical, p) for p in self._patterns):
-            raise ValueError(f"{relative!r} is not within {self.alias}'s subjects {self.subjects}")
-        return physical
-
 
 class StreamNamespace:
     """``service.streams.<alias>``."""
@@ -134,5 +131,4 @@ class StreamNamespace:
         except KeyError:
             raise AttributeError(f"the contract declares no stream resource {alias!r}") from None
 
-    def __getitem__(self, alias: str) -> StreamHandle:
-        return self.__getattr__(alias)
+    __getitem__ = __getattr__
