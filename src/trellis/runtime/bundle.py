@@ -155,6 +155,11 @@ class RuntimeConfig(_Model):
     nats_config_file: str
     jetstream_dir: str
     log_file: str
+    #: nats-server rotates its log past this size and keeps this many files: anyone can
+    #: make it write (a line per refused connect), so its disk use is bounded (the count
+    #: includes the live file)
+    log_max_bytes: int = 10_000_000
+    log_max_files: int = 5
     http: HttpEndpoint
     #: the local operator's CLI session key (a ``trellis.cli@v1`` participant holding ``admin``)
     admin_seed_file: str
@@ -472,6 +477,9 @@ def render_nats_config(
         f"host: {_q(nats.host)}\n"
         f"port: {nats.client_port}\n"
         f"http: {_q(f'{nats.host}:{nats.monitor_port}')}\n"
+        f"log_file: {_q(str(root / config.log_file))}\n"
+        f"logfile_size_limit: {config.log_max_bytes}\n"
+        f"logfile_max_num: {config.log_max_files}\n"
         "\n"
         f"operator: {_q(str(root / config.operator_jwt_file))}\n"
         f"system_account: {config.system.public_key}\n"
