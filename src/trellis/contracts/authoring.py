@@ -4,6 +4,11 @@
 (``contract.model``; every problem reported together) and computes its digest.  The specs
 keep the Python models so services and clients can validate payloads against exactly what
 the manifest declares.
+
+A model (or error class) may pin its manifest entry with a class attribute
+``__trellis_schema__ = (name, json_schema)``: that schema is emitted verbatim under that name
+instead of one generated from the model.  Generated SDKs do so, which is how a contract
+rebuilt from a manifest keeps the source's digest.
 """
 
 from __future__ import annotations
@@ -109,7 +114,8 @@ class RpcSpec(_Bound, Generic[I, O, E]):
     input: type[I]
     output: type[O]
     errors: tuple[type[E], ...] = ()
-    call: tuple[str, ...] = ()
+    #: ``None`` leaves the list unwritten (a manifest from elsewhere may omit it)
+    call: tuple[str, ...] | None = ()
     version: str = "v1"
     docs: str | None = None
 
@@ -119,9 +125,10 @@ class EventSpec(_Bound, Generic[M]):
     """An event with payload model ``M``; made by ``event()``."""
 
     model: type[M]
-    params: tuple[str, ...] = ()
-    publish: tuple[str, ...] = ()
-    subscribe: tuple[str, ...] = ()
+    #: ``None`` leaves the entry unwritten (a manifest from elsewhere may omit it)
+    params: tuple[str, ...] | None = ()
+    publish: tuple[str, ...] | None = ()
+    subscribe: tuple[str, ...] | None = ()
     version: str = "v1"
     docs: str | None = None
 
@@ -208,7 +215,7 @@ def rpc(
     input: type[I],
     output: type[O],
     *,
-    call: Sequence[str] = (),
+    call: Sequence[str] | None = (),
     version: str = "v1",
     docs: str | None = None,
 ) -> RpcSpec[I, O, Never]: ...
@@ -220,7 +227,7 @@ def rpc(
     output: type[O],
     *,
     errors: Sequence[type[E]],
-    call: Sequence[str] = (),
+    call: Sequence[str] | None = (),
     version: str = "v1",
     docs: str | None = None,
 ) -> RpcSpec[I, O, E]: ...
@@ -231,26 +238,30 @@ def rpc(
     output: type[O],
     *,
     errors: Sequence[type[E]] = (),
-    call: Sequence[str] = (),
+    call: Sequence[str] | None = (),
     version: str = "v1",
     docs: str | None = None,
 ) -> RpcSpec[I, O, E]:
     """An RPC taking ``input`` and answering ``output``; ``errors`` are the declared error
     classes, ``call`` the capabilities a caller needs."""
-    return RpcSpec(input, output, tuple(errors), tuple(call), version, docs)
+    return RpcSpec(input, output, tuple(errors), _opt(call), version, docs)
 
 
 def event(
     model: type[M],
     *,
-    params: Sequence[str] = (),
-    publish: Sequence[str] = (),
-    subscribe: Sequence[str] = (),
+    params: Sequence[str] | None = (),
+    publish: Sequence[str] | None = (),
+    subscribe: Sequence[str] | None = (),
     version: str = "v1",
     docs: str | None = None,
 ) -> EventSpec[M]:
     """An event; each ``params`` JSON pointer becomes a subject token filled from the payload."""
-    return EventSpec(model, tuple(params), tuple(publish), tuple(subscribe), version, docs)
+    return EventSpec(model, _opt(params), _opt(publish), _opt(subscribe), version, docs)
+
+
+def _opt(values: Sequence[str] | None) -> tuple[str, ...] | None:
+    return None if values is None else tuple(values)
 
 
 def kv(
@@ -437,9 +448,14 @@ class Contract:
     # -- manifest building ---------------------------------------------------------------
 
     def _schema_ref(self, model: type[BaseModel] | type[TrellisError], path: str) -> dict[str, str]:
-        if isinstance(model, type) and issubclass(model, TrellisError):
+        pinned = model.__dict__.get("__trellis_schema__")
+        if pinned is not None:  # a model pinned to its manifest entry (generated SDKs)
+            name, schema = pinned
+            model_key: Any = schema  # an error class and its data model may pin one entry
+            make: Any = lambda: schema  # noqa: E731
+        elif isinstance(model, type) and issubclass(model, TrellisError):
             name = f"{model.type}Data"
-            model_key: Any = model
+            model_key = model
             make = model.wire_schema
         else:
             name = model.__name__
@@ -523,8 +539,9 @@ class Contract:
                     "subject": f"rpc.{spec.version}.{name}",
                     "input": self._schema_ref(spec.input, f"{path}.input"),
                     "output": self._schema_ref(spec.output, f"{path}.output"),
-                    "capabilities": {"call": self._caps(spec.call)},
                 }
+                if spec.call is not None:
+                    entry["capabilities"] = {"call": self._caps(spec.call)}
                 if spec.errors:
                     entry["errors"] = [{"type": err.type} for err in spec.errors]
                     for err in spec.errors:
@@ -543,14 +560,14 @@ class Contract:
             for name, ev in self.events.items():
                 e: dict[str, Any] = {
                     "version": ev.version,
-                    "subject": event_subject_template(name, ev.version, ev.params),
-                    "params": list(ev.params),
+                    "subject": event_subject_template(name, ev.version, ev.params or ()),
                     "event": self._schema_ref(ev.model, f"events.{name}.event"),
-                    "capabilities": {
-                        "publish": self._caps(ev.publish),
-                        "subscribe": self._caps(ev.subscribe),
-                    },
                 }
+                if ev.params is not None:
+                    e["params"] = list(ev.params)
+                caps = {"publish": ev.publish, "subscribe": ev.subscribe}
+                if any(v is not None for v in caps.values()):
+                    e["capabilities"] = {k: self._caps(v) for k, v in caps.items() if v is not None}
                 if ev.docs:
                     e["docs"] = {"markdown": ev.docs}
                 m["events"][name] = e
