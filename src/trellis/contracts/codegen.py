@@ -31,7 +31,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from trellis.contracts.manifest import capability_namespace, contract_digest
 from trellis.contracts.model import Manifest
@@ -170,7 +170,10 @@ class _Models:
 
     def __init__(self) -> None:
         self.names = _Names(_IMPORTED)
-        self.blocks: list[str] = []
+        #: nested object schemas (canonical JSON) → their class
+        self.nested: dict[str, str] = {}
+        #: class name → its source, in the order generated
+        self.blocks: dict[str, str] = {}
         self.notes: list[str] = []
 
     # a type expression for ``schema``; ``hint`` names any class it needs
@@ -267,12 +270,20 @@ class _Models:
                 return "dict[str, JsonValue]", "unsupported: several patternProperties"
             if props is None:
                 return "dict[str, JsonValue]", None
-        return self.model(schema, hint), None
+        known = self.nested.get(json.dumps(schema, sort_keys=True))
+        if known is not None:  # the same nested shape in several places: one class
+            return known, None
+        title = schema.get("title")
+        name = self.model(schema, title if isinstance(title, str) and title else hint)
+        self.nested[json.dumps(schema, sort_keys=True)] = name
+        return name, None
 
     # classes
-    def model(self, schema: Mapping[str, Any], hint: str, pin: str | None = None) -> str:
+    def model(
+        self, schema: Mapping[str, Any], hint: str, pin: str | None = None, name: str = ""
+    ) -> str:
         """Emit a ``BaseModel`` for an object schema; returns its class name."""
-        name = self.names.claim(_pascal(hint), "Model")
+        name = name or self.names.claim(_pascal(hint), "Model")
         fields = _Names(_MODEL_ATTRS)
         required = set(schema.get("required") or [])
         lines = [f"class {name}(BaseModel):"]
@@ -284,12 +295,11 @@ class _Models:
             lines.append(_pin_line(pin))
         body = self._fields(schema.get("properties") or {}, required, name, fields)
         lines += body or ([] if pin is not None else ["    pass"])
-        self.blocks.append("\n".join(lines))
+        self.blocks[name] = "\n".join(lines)
         return name
 
-    def root_model(self, schema: Any, hint: str, pin: str) -> str:
+    def root_model(self, schema: Any, hint: str, pin: str, name: str) -> str:
         """A ``RootModel`` for a schema that is not an object with properties."""
-        name = self.names.claim(_pascal(hint), "Model")
         expr, comment = self.type_of(schema, f"{hint}Root")
         lines = [f"class {name}(RootModel[{expr}]):"]
         lines += _docstring(
@@ -300,8 +310,24 @@ class _Models:
         if comment:
             lines.append(f"    # {comment}")
         lines.append(_pin_line(pin))
-        self.blocks.append("\n".join(lines))
+        self.blocks[name] = "\n".join(lines)
         return name
+
+    def ordered(self) -> list[str]:
+        """The class sources, each after the classes its fields name."""
+        done: dict[str, str] = {}
+
+        def visit(name: str, path: tuple[str, ...]) -> None:
+            if name in done or name in path:
+                return
+            for used in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", self.blocks[name]):
+                if used in self.blocks and used != name:
+                    visit(used, (*path, name))
+            done[name] = self.blocks[name]
+
+        for name in self.blocks:
+            visit(name, ())
+        return list(done.values())
 
     def _fields(
         self, props: Mapping[str, Any], required: set[str], owner: str, names: _Names
@@ -335,6 +361,16 @@ class _Models:
         value = f" = Field({', '.join(args)})" if args else ""
         lines.append(f"    {attr}: {expr}{value}")
         return lines
+
+
+def _is_object_model(schema: Any) -> TypeGuard[Mapping[str, Any]]:
+    """A manifest schema that becomes a ``BaseModel`` with fields (others: ``RootModel``)."""
+    return (
+        isinstance(schema, Mapping)
+        and schema.get("type", "object") == "object"
+        and isinstance(schema.get("properties"), Mapping)
+        and not set(schema) & {"allOf", "anyOf", "oneOf", "not", "$ref"}
+    )
 
 
 def _variant_tag(variant: Any) -> str | None:
@@ -430,8 +466,16 @@ class _Module:
         self.exported: list[str] = []
 
     def render(self) -> GeneratedSdk:
+        # manifest schemas claim their names first; a nested copy of one reuses its class
+        names = {n: self.models.names.claim(_pascal(n), "Model") for n in self.m.schemas}
         for name, schema in self.m.schemas.items():
-            self._schema_class(name, schema)
+            if _is_object_model(schema):
+                self.models.nested.setdefault(json.dumps(schema, sort_keys=True), names[name])
+        for name, schema in self.m.schemas.items():
+            if _is_object_model(schema):
+                self.classes[name] = self.models.model(schema, name, pin=name, name=names[name])
+            else:
+                self.classes[name] = self.models.root_model(schema, name, name, names[name])
         error_blocks = [self._error(key) for key in self.m.errors]
         rpc = {name: self._rpc(name) for name in self.m.rpc}
         events = {name: self._event(name) for name in self.m.events}
@@ -445,7 +489,7 @@ class _Module:
         notes += [f"rpc {n} declares a transfer" for n, r in self.m.rpc.items() if r.transfer]
         parts = [
             "# --- payload models (one per manifest schema) ---",
-            *self.models.blocks,
+            *self.models.ordered(),
             "# --- declared errors ---" if error_blocks else "",
             *error_blocks,
             "# --- typed specs: pass them to call / publish / subscribe / service.kv ---",
@@ -463,17 +507,6 @@ class _Module:
         return GeneratedSdk(
             {"__init__.py": init, "_schemas.py": schemas}, self.m.id, self.digest, tuple(notes)
         )
-
-    def _schema_class(self, name: str, schema: Any) -> None:
-        if (
-            isinstance(schema, Mapping)
-            and schema.get("type", "object") == "object"
-            and isinstance(schema.get("properties"), Mapping)
-            and not set(schema) & {"allOf", "anyOf", "oneOf", "not", "$ref"}
-        ):
-            self.classes[name] = self.models.model(schema, name, pin=name)
-        else:
-            self.classes[name] = self.models.root_model(schema, name, pin=name)
 
     def _error(self, key: str) -> str:
         decl = self.m.errors[key]

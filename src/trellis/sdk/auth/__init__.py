@@ -48,8 +48,8 @@ class RequestValidateInput(BaseModel):
     capabilities: list[str] | None = Field(default=None)
 
 
-class RequestValidateOutputCaller1(BaseModel):
-    """The ``RequestValidateOutputCaller1`` object."""
+class Caller(BaseModel):
+    """The ``Caller`` object."""
 
     model_config = ConfigDict(populate_by_name=True, extra="allow")
     type: Literal["user", "service", "device"]
@@ -65,7 +65,7 @@ class RequestValidateOutput(BaseModel):
     __trellis_schema__: ClassVar[Pin] = pin("RequestValidateOutput")
     allowed: bool
     inbox_prefix: str = Field(alias="inboxPrefix")
-    caller: RequestValidateOutputCaller1 | None = Field(default=None)
+    caller: Caller | None = Field(default=None)
 
 
 class Empty(BaseModel):
@@ -75,8 +75,8 @@ class Empty(BaseModel):
     __trellis_schema__: ClassVar[Pin] = pin("Empty")
 
 
-class SessionMeSession(BaseModel):
-    """The ``SessionMeSession`` object."""
+class SessionInfo(BaseModel):
+    """The ``SessionInfo`` object."""
 
     model_config = ConfigDict(populate_by_name=True, extra="allow")
     session_key: str = Field(alias="sessionKey")
@@ -94,7 +94,7 @@ class SessionMe(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True, extra="allow")
     __trellis_schema__: ClassVar[Pin] = pin("SessionMe")
-    session: SessionMeSession
+    session: SessionInfo
 
 
 class Ack(BaseModel):
@@ -105,26 +105,12 @@ class Ack(BaseModel):
     success: bool = Field(default=True)
 
 
-class SessionListSessionsItem(BaseModel):
-    """The ``SessionListSessionsItem`` object."""
-
-    model_config = ConfigDict(populate_by_name=True, extra="allow")
-    session_key: str = Field(alias="sessionKey")
-    type: Literal["user", "service", "device"]
-    id: str
-    contract_id: str | None = Field(default=None, alias="contractId")
-    contract_digest: str | None = Field(default=None, alias="contractDigest")
-    capabilities: list[str] | None = Field(default=None)
-    created_at: str | None = Field(default=None, alias="createdAt")
-    last_auth: str | None = Field(default=None, alias="lastAuth")
-
-
 class SessionList(BaseModel):
     """The ``SessionList`` object."""
 
     model_config = ConfigDict(populate_by_name=True, extra="allow")
     __trellis_schema__: ClassVar[Pin] = pin("SessionList")
-    sessions: list[SessionListSessionsItem]
+    sessions: list[SessionInfo]
 
 
 class SessionRevokeInput(BaseModel):
@@ -143,8 +129,8 @@ class ConnectionsListInput(BaseModel):
     session_key: str | None = Field(default=None, alias="sessionKey")
 
 
-class ConnectionListConnectionsItem(BaseModel):
-    """The ``ConnectionListConnectionsItem`` object."""
+class ConnectionInfo(BaseModel):
+    """The ``ConnectionInfo`` object."""
 
     model_config = ConfigDict(populate_by_name=True, extra="allow")
     session_key: str = Field(alias="sessionKey")
@@ -161,7 +147,7 @@ class ConnectionList(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True, extra="allow")
     __trellis_schema__: ClassVar[Pin] = pin("ConnectionList")
-    connections: list[ConnectionListConnectionsItem]
+    connections: list[ConnectionInfo]
 
 
 class ConnectionKickInput(BaseModel):
@@ -170,35 +156,6 @@ class ConnectionKickInput(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="allow")
     __trellis_schema__: ClassVar[Pin] = pin("ConnectionKickInput")
     user_nkey: str = Field(alias="userNkey")
-
-
-class UserListUsersItem(BaseModel):
-    """A registered participant session: a key, the contract it connects with, its grants."""
-
-    model_config = ConfigDict(populate_by_name=True, extra="allow")
-    id: str
-    name: str | None = Field(default=None)
-    session_key: str = Field(alias="sessionKey")
-    contract_id: str = Field(alias="contractId")
-    contract_digest: str = Field(alias="contractDigest")
-    active: bool = Field(default=True)
-    capabilities: list[str] | None = Field(default=None)
-
-
-class UserList(BaseModel):
-    """The ``UserList`` object."""
-
-    model_config = ConfigDict(populate_by_name=True, extra="allow")
-    __trellis_schema__: ClassVar[Pin] = pin("UserList")
-    users: list[UserListUsersItem]
-
-
-class UserGetInput(BaseModel):
-    """The ``UserGetInput`` object."""
-
-    model_config = ConfigDict(populate_by_name=True, extra="allow")
-    __trellis_schema__: ClassVar[Pin] = pin("UserGetInput")
-    id: str
 
 
 class UserInfo(BaseModel):
@@ -213,6 +170,22 @@ class UserInfo(BaseModel):
     contract_digest: str = Field(alias="contractDigest")
     active: bool = Field(default=True)
     capabilities: list[str] | None = Field(default=None)
+
+
+class UserList(BaseModel):
+    """The ``UserList`` object."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="allow")
+    __trellis_schema__: ClassVar[Pin] = pin("UserList")
+    users: list[UserInfo]
+
+
+class UserGetInput(BaseModel):
+    """The ``UserGetInput`` object."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="allow")
+    __trellis_schema__: ClassVar[Pin] = pin("UserGetInput")
+    id: str
 
 
 class DeploymentErrorData(BaseModel):
@@ -263,8 +236,8 @@ class DeploymentCreateInput(BaseModel):
     public_key: str = Field(alias="publicKey")
 
 
-class DeploymentOutputDeployment(BaseModel):
-    """The ``DeploymentOutputDeployment`` object."""
+class Deployment(BaseModel):
+    """The ``Deployment`` object."""
 
     model_config = ConfigDict(populate_by_name=True, extra="allow")
     name: str
@@ -277,7 +250,7 @@ class DeploymentOutputDeployment(BaseModel):
     updated_at: str = Field(default="", alias="updatedAt")
 
 
-class DeploymentOutputHealthItem(BaseModel):
+class InstanceHealth(BaseModel):
     """The latest ``Health.Heartbeat`` of one service instance."""
 
     model_config = ConfigDict(populate_by_name=True, extra="allow")
@@ -295,22 +268,8 @@ class DeploymentOutput(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True, extra="allow")
     __trellis_schema__: ClassVar[Pin] = pin("DeploymentOutput")
-    deployment: DeploymentOutputDeployment
-    health: list[DeploymentOutputHealthItem] | None = Field(default=None)
-
-
-class DeploymentListDeploymentsItem(BaseModel):
-    """The ``DeploymentListDeploymentsItem`` object."""
-
-    model_config = ConfigDict(populate_by_name=True, extra="allow")
-    name: str
-    contract_id: str = Field(alias="contractId")
-    contract_digest: str = Field(alias="contractDigest")
-    disabled: bool = Field(default=False)
-    instance_keys: list[str] | None = Field(default=None, alias="instanceKeys")
-    capabilities: list[str] | None = Field(default=None)
-    created_at: str = Field(default="", alias="createdAt")
-    updated_at: str = Field(default="", alias="updatedAt")
+    deployment: Deployment
+    health: list[InstanceHealth] | None = Field(default=None)
 
 
 class DeploymentList(BaseModel):
@@ -318,7 +277,7 @@ class DeploymentList(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True, extra="allow")
     __trellis_schema__: ClassVar[Pin] = pin("DeploymentList")
-    deployments: list[DeploymentListDeploymentsItem]
+    deployments: list[Deployment]
 
 
 class DeploymentNameInput(BaseModel):
@@ -349,26 +308,16 @@ class InstanceInfo(BaseModel):
     disabled: bool = Field(default=False)
 
 
-class InstanceListInstancesItem(BaseModel):
-    """The ``InstanceListInstancesItem`` object."""
-
-    model_config = ConfigDict(populate_by_name=True, extra="allow")
-    instance_id: str = Field(alias="instanceId")
-    name: str
-    instance_key: str = Field(alias="instanceKey")
-    disabled: bool = Field(default=False)
-
-
 class InstanceList(BaseModel):
     """The ``InstanceList`` object."""
 
     model_config = ConfigDict(populate_by_name=True, extra="allow")
     __trellis_schema__: ClassVar[Pin] = pin("InstanceList")
-    instances: list[InstanceListInstancesItem]
+    instances: list[InstanceInfo]
 
 
-class ConnectionEventHeader(BaseModel):
-    """The ``ConnectionEventHeader`` object."""
+class EventHeader(BaseModel):
+    """The ``EventHeader`` object."""
 
     model_config = ConfigDict(populate_by_name=True, extra="allow")
     id: str
@@ -380,19 +329,11 @@ class ConnectionEvent(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True, extra="allow")
     __trellis_schema__: ClassVar[Pin] = pin("ConnectionEvent")
-    header: ConnectionEventHeader
+    header: EventHeader
     origin: str
     id: str
     session_key: str = Field(alias="sessionKey")
     user_nkey: str = Field(alias="userNkey")
-
-
-class ConnectionKickedEventHeader(BaseModel):
-    """The ``ConnectionKickedEventHeader`` object."""
-
-    model_config = ConfigDict(populate_by_name=True, extra="allow")
-    id: str
-    time: str
 
 
 class ConnectionKickedEvent(BaseModel):
@@ -400,19 +341,11 @@ class ConnectionKickedEvent(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True, extra="allow")
     __trellis_schema__: ClassVar[Pin] = pin("ConnectionKickedEvent")
-    header: ConnectionKickedEventHeader
+    header: EventHeader
     origin: str
     id: str
     user_nkey: str = Field(alias="userNkey")
     kicked_by: str = Field(alias="kickedBy")
-
-
-class SessionRevokedEventHeader(BaseModel):
-    """The ``SessionRevokedEventHeader`` object."""
-
-    model_config = ConfigDict(populate_by_name=True, extra="allow")
-    id: str
-    time: str
 
 
 class SessionRevokedEvent(BaseModel):
@@ -420,7 +353,7 @@ class SessionRevokedEvent(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True, extra="allow")
     __trellis_schema__: ClassVar[Pin] = pin("SessionRevokedEvent")
-    header: SessionRevokedEventHeader
+    header: EventHeader
     origin: str
     id: str
     session_key: str = Field(alias="sessionKey")

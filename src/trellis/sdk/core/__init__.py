@@ -40,8 +40,8 @@ class Empty(BaseModel):
     __trellis_schema__: ClassVar[Pin] = pin("Empty")
 
 
-class CatalogContractsItem(BaseModel):
-    """The ``CatalogContractsItem`` object."""
+class CatalogEntry(BaseModel):
+    """The ``CatalogEntry`` object."""
 
     model_config = ConfigDict(populate_by_name=True, extra="allow")
     id: str
@@ -56,7 +56,7 @@ class Catalog(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="allow")
     __trellis_schema__: ClassVar[Pin] = pin("Catalog")
     format: Literal["trellis.catalog.v1"] = Field(default="trellis.catalog.v1")
-    contracts: list[CatalogContractsItem]
+    contracts: list[CatalogEntry]
 
 
 class ContractGetInput(BaseModel):

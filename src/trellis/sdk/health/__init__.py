@@ -33,16 +33,16 @@ def pin(name: str) -> Pin:
 # --- payload models (one per manifest schema) ---
 
 
-class HealthHeartbeatHeader(BaseModel):
-    """The ``HealthHeartbeatHeader`` object."""
+class EventHeader(BaseModel):
+    """The ``EventHeader`` object."""
 
     model_config = ConfigDict(populate_by_name=True, extra="allow")
     id: str
     time: str
 
 
-class HealthHeartbeatService(BaseModel):
-    """The ``HealthHeartbeatService`` object."""
+class HeartbeatService(BaseModel):
+    """The ``HeartbeatService`` object."""
 
     model_config = ConfigDict(populate_by_name=True, extra="allow")
     name: str
@@ -58,8 +58,8 @@ class HealthHeartbeatService(BaseModel):
     info: dict[str, JsonValue] | None = Field(default=None)
 
 
-class HealthHeartbeatChecksItem(BaseModel):
-    """The ``HealthHeartbeatChecksItem`` object."""
+class HealthCheck(BaseModel):
+    """The ``HealthCheck`` object."""
 
     model_config = ConfigDict(populate_by_name=True, extra="allow")
     name: str
@@ -75,11 +75,11 @@ class HealthHeartbeat(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True, extra="allow")
     __trellis_schema__: ClassVar[Pin] = pin("HealthHeartbeat")
-    header: HealthHeartbeatHeader
-    service: HealthHeartbeatService
+    header: EventHeader
+    service: HeartbeatService
     status: Literal["healthy", "unhealthy", "degraded"]
     summary: str | None = Field(default=None)
-    checks: list[HealthHeartbeatChecksItem]
+    checks: list[HealthCheck]
 
 
 # --- typed specs: pass them to call / publish / subscribe / service.kv ---

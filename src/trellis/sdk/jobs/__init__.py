@@ -67,8 +67,8 @@ class JobsListInput(BaseModel):
     limit: int = Field(default=100, ge=1, le=1000)
 
 
-class JobsListJobsItem(BaseModel):
-    """The ``JobsListJobsItem`` object."""
+class JobInfo(BaseModel):
+    """The ``JobInfo`` object."""
 
     model_config = ConfigDict(populate_by_name=True, extra="allow")
     service: str
@@ -88,7 +88,7 @@ class JobsList(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True, extra="allow")
     __trellis_schema__: ClassVar[Pin] = pin("JobsList")
-    jobs: list[JobsListJobsItem]
+    jobs: list[JobInfo]
 
 
 class JobRef(BaseModel):
@@ -101,28 +101,12 @@ class JobRef(BaseModel):
     job_id: str = Field(alias="jobId")
 
 
-class JobOutputJob(BaseModel):
-    """The ``JobOutputJob`` object."""
-
-    model_config = ConfigDict(populate_by_name=True, extra="allow")
-    service: str
-    queue: str
-    job_id: str = Field(alias="jobId")
-    state: Literal["pending", "active", "completed", "retry", "failed", "cancelled", "dead", "expired", "dismissed"]
-    tries: int = Field(default=0)
-    payload: JsonValue = Field(default=None)
-    result: JsonValue = Field(default=None)
-    error: str | None = Field(default=None)
-    created_at: str = Field(alias="createdAt")
-    updated_at: str = Field(alias="updatedAt")
-
-
 class JobOutput(BaseModel):
     """The ``JobOutput`` object."""
 
     model_config = ConfigDict(populate_by_name=True, extra="allow")
     __trellis_schema__: ClassVar[Pin] = pin("JobOutput")
-    job: JobOutputJob
+    job: JobInfo
 
 
 # --- typed specs: pass them to call / publish / subscribe / service.kv ---
