@@ -244,5 +244,9 @@ async def test_a_generated_sdk_serves_and_calls_on_a_real_deployment(tmp_path: P
         assert missing.error.note_id == "n2"
         invalid = await client.call(sdk.NOTES_GET, {"id": ""})
         assert isinstance(invalid, Err) and invalid.error.type == "ValidationError"
+        # a spec from another build of the contract decodes with its own models
+        copy = load(tmp_path / "copy", UPSTREAM, "field_notes_copy")
+        again = await client.call(copy.NOTES_GET, {"id": "n1"})
+        assert isinstance(again, Ok) and isinstance(again.value, copy.Note)
         event = await asyncio.wait_for(seen.get(), 5)
         assert isinstance(event.payload, sdk.NoteAdded) and event.payload.kind == "task"
