@@ -132,6 +132,44 @@ def test_unsupported_constructs_fall_back_to_json_values(tmp_path: Path) -> None
     assert sdk.CONTRACT.digest == contract_digest(manifest)
 
 
+def test_sections_without_specs_are_carried_with_typed_references(tmp_path: Path) -> None:
+    """Operations, feeds and state have no authoring specs yet: they travel as JSON whose
+    schema references are the generated classes."""
+    obj = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    manifest = {
+        "format": "trellis.contract.v1",
+        "id": "sections@v1",
+        "displayName": "Sections",
+        "description": "Operations, feeds and state.",
+        "kind": "service",
+        "schemas": {"Start": obj, "Progress": {**obj, "title": "P"}, "Done": {"type": "object"}},
+        "operations": {
+            "Jobs.Run": {
+                "version": "v1",
+                "subject": "operations.v1.Jobs.Run",
+                "input": {"schema": "Start"},
+                "progress": {"schema": "Progress"},
+                "output": {"schema": "Done"},
+                "capabilities": {"call": []},
+                "cancel": True,
+            }
+        },
+        "feeds": {
+            "Jobs.Watch": {
+                "version": "v1",
+                "subject": "feeds.v1.Jobs.Watch",
+                "input": {"schema": "Start"},
+                "event": {"schema": "Progress"},
+            }
+        },
+        "state": {"cursor": {"kind": "value", "schema": {"schema": "Start"}}},
+    }
+    sdk = load(tmp_path, manifest, "sections_sdk")
+    assert sdk.CONTRACT.digest == contract_digest(manifest)
+    source = (tmp_path / "sections_sdk" / "__init__.py").read_text()
+    assert '"input": Start,' in source and '"schema": Start' in source
+
+
 def test_an_invalid_manifest_is_refused_with_its_problems() -> None:
     broken = {**inventory.manifest, "rpc": {"Items.Get": {"version": "v1"}}}
     with pytest.raises(GenerateError, match=r"rpc\.Items\.Get"):

@@ -376,6 +376,7 @@ class Contract:
         exports: Iterable[type[BaseModel]] = (),
         docs: str | None = None,
         baseline_uses: bool = True,
+        sections: Mapping[str, Any] | None = None,
     ) -> None:
         self.id = id
         self.kind = kind
@@ -394,6 +395,9 @@ class Contract:
                 self.uses.setdefault(alias, use)
         self._capabilities = dict(capabilities or {})
         self._exports = tuple(exports)
+        #: sections this API does not model yet (operations, feeds, state): JSON in which a
+        #: model class stands for its ``{"schema": name}`` reference
+        self._sections = dict(sections or {})
         self._docs = docs
         self._problems: list[Problem] = []
         self._schemas: dict[str, dict[str, Any]] = {}
@@ -475,6 +479,15 @@ class Contract:
             )
         return {"schema": name}
 
+    def _with_refs(self, value: Any, path: str) -> Any:
+        if isinstance(value, type) and issubclass(value, BaseModel):
+            return self._schema_ref(value, path)
+        if isinstance(value, Mapping):
+            return {k: self._with_refs(v, f"{path}.{k}") for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._with_refs(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return value
+
     def _cap(self, name: str) -> str:
         if name in self._capabilities:
             return global_capability(self.id, name)
@@ -510,6 +523,10 @@ class Contract:
         self._build_uses(m)
         self._build_surfaces(m)
         self._build_resources(m)
+        for key, value in self._sections.items():
+            if key in m:
+                self._problems.append(Problem(key, "this section is built from the arguments"))
+            m[key] = self._with_refs(value, key)
         if self._exports:
             m["exports"] = {
                 "schemas": [self._schema_ref(model, "exports")["schema"] for model in self._exports]

@@ -40,8 +40,8 @@ from trellis.result import BUILTIN_ERRORS
 
 __all__ = ["GenerateError", "GeneratedSdk", "generate", "write_sdk"]
 
-#: sections the Python authoring API does not express yet: their schemas still get models
-UNSUPPORTED_SECTIONS = ("operations", "feeds", "state")
+#: sections the authoring API carries as JSON (``Contract(sections=...)``), not as specs
+VERBATIM_SECTIONS = ("operations", "feeds", "state")
 #: error envelope fields every ``TrellisError`` has already
 _ENVELOPE_FIELDS = frozenset({"id", "type", "message", "context", "traceId", "cause"})
 _IMPORTED = frozenset(
@@ -116,8 +116,14 @@ class _Names:
 # --- JSON Schema → Python types -----------------------------------------------------------
 
 
+class _Code(str):
+    """Source text that ``_lit`` writes as it is (a class name standing for a reference)."""
+
+
 def _lit(value: Any, indent: int = 0, width: int = 100) -> str:
     """A Python literal for JSON ``value``, double-quoted, wrapped the way ruff formats."""
+    if isinstance(value, _Code):
+        return str(value)
     if value is None or isinstance(value, bool):
         return repr(value)
     if isinstance(value, str | int | float):
@@ -480,13 +486,12 @@ class _Module:
         rpc = {name: self._rpc(name) for name in self.m.rpc}
         events = {name: self._event(name) for name in self.m.events}
         kv = {alias: self._kv(alias) for alias in self.m.resources.kv}
-        notes = [
-            f"{section} ({', '.join(getattr(self.m, section))}) are not expressible in the "
-            "Python authoring API yet"
-            for section in UNSUPPORTED_SECTIONS
-            if getattr(self.m, section)
+        notes = [f"rpc {n} declares a transfer" for n, r in self.m.rpc.items() if r.transfer]
+        notes += [
+            f"uses.{alias} names operations or feeds"
+            for alias, use, _ in self.m.dependencies()
+            if use.operations.call or use.feeds.subscribe
         ]
-        notes += [f"rpc {n} declares a transfer" for n, r in self.m.rpc.items() if r.transfer]
         parts = [
             "# --- payload models (one per manifest schema) ---",
             *self.models.ordered(),
@@ -686,6 +691,9 @@ class _Module:
         if m.exports.schemas:
             args.append(f"exports=[{', '.join(self.classes[s] for s in m.exports.schemas)}]")
         args.append("baseline_uses=False")
+        verbatim = {k: self._refs(self.raw[k]) for k in VERBATIM_SECTIONS if k in self.raw}
+        if verbatim:
+            args.append(f"sections={_lit(verbatim, 4)}")
         body = ",\n".join(f"    {a}" for a in args)
         head = "#: the contract, rebuilt from the manifest with the authoring API"
         return f"{head}\nCONTRACT = Contract(\n{body},\n)"
@@ -745,6 +753,16 @@ class _Module:
                         opt.append(f"{attr}={_lit(value)}")
                 items.append(f"        {_lit(group)}: consumer({', '.join(opt)}),")
             args.append("event_consumers={\n" + "\n".join(items) + "\n    }")
+
+    def _refs(self, value: Any) -> Any:
+        """``value`` with each ``{"schema": name}`` reference replaced by its class."""
+        if isinstance(value, Mapping):
+            if set(value) == {"schema"} and value["schema"] in self.classes:
+                return _Code(self.classes[value["schema"]])
+            return {k: self._refs(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._refs(v) for v in value]
+        return value
 
     def _use(self, alias: str, use: Any, required: bool) -> str:
         opt = [_lit(use.contract)]
