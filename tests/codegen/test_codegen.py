@@ -134,7 +134,7 @@ def test_unsupported_constructs_fall_back_to_json_values(tmp_path: Path) -> None
 
 def test_sections_without_specs_are_carried_with_typed_references(tmp_path: Path) -> None:
     """Operations, feeds and state have no authoring specs yet: they travel as JSON whose
-    schema references are the generated classes."""
+    schema references are the generated classes.  An rpc transfer is declared too."""
     obj = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
     manifest = {
         "format": "trellis.contract.v1",
@@ -163,6 +163,15 @@ def test_sections_without_specs_are_carried_with_typed_references(tmp_path: Path
             }
         },
         "state": {"cursor": {"kind": "value", "schema": {"schema": "Start"}}},
+        "rpc": {
+            "Files.Get": {
+                "version": "v1",
+                "subject": "rpc.v1.Files.Get",
+                "input": {"schema": "Start"},
+                "output": {"schema": "Done"},
+                "transfer": {"direction": "receive"},
+            }
+        },
     }
     sdk = load(tmp_path, manifest, "sections_sdk")
     assert sdk.CONTRACT.digest == contract_digest(manifest)

@@ -118,6 +118,9 @@ class RpcSpec(_Bound, Generic[I, O, E]):
     call: tuple[str, ...] | None = ()
     version: str = "v1"
     docs: str | None = None
+    #: upstream's ``transfer.direction`` (``send``/``receive``), declared only: the Python
+    #: runtime does not move the bytes yet
+    transfer: str | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -218,6 +221,7 @@ def rpc(
     call: Sequence[str] | None = (),
     version: str = "v1",
     docs: str | None = None,
+    transfer: str | None = None,
 ) -> RpcSpec[I, O, Never]: ...
 
 
@@ -230,6 +234,7 @@ def rpc(
     call: Sequence[str] | None = (),
     version: str = "v1",
     docs: str | None = None,
+    transfer: str | None = None,
 ) -> RpcSpec[I, O, E]: ...
 
 
@@ -241,10 +246,11 @@ def rpc(
     call: Sequence[str] | None = (),
     version: str = "v1",
     docs: str | None = None,
+    transfer: str | None = None,
 ) -> RpcSpec[I, O, E]:
     """An RPC taking ``input`` and answering ``output``; ``errors`` are the declared error
     classes, ``call`` the capabilities a caller needs."""
-    return RpcSpec(input, output, tuple(errors), _opt(call), version, docs)
+    return RpcSpec(input, output, tuple(errors), _opt(call), version, docs, transfer)
 
 
 def event(
@@ -354,6 +360,8 @@ def consumer(
 class Contract:
     """A Trellis contract declared in Python.
 
+    ``sections`` carries manifest sections that have no specs here yet (``operations``,
+    ``feeds``, ``state``) as JSON in which a model class stands for ``{"schema": name}``.
     Raises ``ContractError`` listing every problem when the declaration is invalid.
     """
 
@@ -395,8 +403,6 @@ class Contract:
                 self.uses.setdefault(alias, use)
         self._capabilities = dict(capabilities or {})
         self._exports = tuple(exports)
-        #: sections this API does not model yet (operations, feeds, state): JSON in which a
-        #: model class stands for its ``{"schema": name}`` reference
         self._sections = dict(sections or {})
         self._docs = docs
         self._problems: list[Problem] = []
@@ -557,6 +563,8 @@ class Contract:
                     "input": self._schema_ref(spec.input, f"{path}.input"),
                     "output": self._schema_ref(spec.output, f"{path}.output"),
                 }
+                if spec.transfer is not None:
+                    entry["transfer"] = {"direction": spec.transfer}
                 if spec.call is not None:
                     entry["capabilities"] = {"call": self._caps(spec.call)}
                 if spec.errors:

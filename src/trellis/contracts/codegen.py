@@ -486,7 +486,11 @@ class _Module:
         rpc = {name: self._rpc(name) for name in self.m.rpc}
         events = {name: self._event(name) for name in self.m.events}
         kv = {alias: self._kv(alias) for alias in self.m.resources.kv}
-        notes = [f"rpc {n} declares a transfer" for n, r in self.m.rpc.items() if r.transfer]
+        notes = [
+            f"errors.{key} is keyed apart from its type {d.type!r}, or has no schema"
+            for key, d in self.m.errors.items()
+            if key != d.type or d.schema_ref is None
+        ]
         notes += [
             f"uses.{alias} names operations or feeds"
             for alias, use, _ in self.m.dependencies()
@@ -567,6 +571,8 @@ class _Module:
             args.append(f"version={_lit(r.version)}")
         if r.docs is not None:
             args.append(f"docs={_lit(r.docs.markdown)}")
+        if r.transfer is not None and r.transfer.direction is not None:
+            args.append(f"transfer={_lit(r.transfer.direction)}")
         err_type = " | ".join(dict.fromkeys(errors)) or "Never"
         return self._spec(
             _constant(name), f"RpcSpec[{inp}, {outp}, {err_type}]", f"rpc({', '.join(args)})"
