@@ -1,8 +1,9 @@
 """``trellis contract generate``: typed SDK packages from manifests, ours and upstream's.
 
-``data/field-notes.manifest.json`` was written by upstream's TypeScript contract builder
-(TypeBox schemas) from ``data/field-notes.contract.ts``; it carries unions of literals and of
-objects, records, optional fields, bounds, a declared error and an ``allOf``.
+``data/field-notes.upstream.json`` was written by upstream's TypeScript contract builder
+(TypeBox schemas) from ``data/field-notes.contract.ts``: the manifest and the digest upstream
+computes for it.  It carries unions of literals and of objects, records, optional fields,
+bounds, a declared error, an ``allOf``, an operation, transfers and a store.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from trellis.testing import local_deployment
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).parent / "data"
-UPSTREAM = json.loads((DATA / "field-notes.manifest.json").read_text(encoding="utf-8"))
+BUILT = json.loads((DATA / "field-notes.upstream.json").read_text(encoding="utf-8"))
+UPSTREAM, UPSTREAM_DIGEST = BUILT["manifest"], BUILT["digest"]
 
 MANIFESTS = {
     "inventory": inventory.manifest,
@@ -59,6 +61,10 @@ def test_the_generated_contract_rebuilds_the_source_digest(
     module = load(tmp_path, manifest, package)
     assert module.CONTRACT.digest == contract_digest(manifest) == module.DIGEST
     assert module.CONTRACT.model.rpc.keys() == manifest.get("rpc", {}).keys()
+
+
+def test_the_upstream_built_manifest_digests_as_upstream_says() -> None:
+    assert contract_digest(UPSTREAM) == UPSTREAM_DIGEST
 
 
 def test_the_shipped_sdks_are_fresh() -> None:

@@ -1,8 +1,9 @@
-// Authors tests/codegen/data/field-notes.manifest.json with upstream's TypeScript contract
+// Authors tests/codegen/data/field-notes.upstream.json with upstream's TypeScript contract
 // builder (defineServiceContract + TypeBox), to check that `trellis contract generate`
-// reads manifests Trellis's own tooling writes.  Run with Deno, with an import map giving
-// "@qlever-llc/trellis/contracts" (upstream's js/packages/trellis/contracts.ts) and
-// "typebox" (npm:typebox@^1): deno run -A field_notes.ts > field-notes.manifest.json
+// reads manifests upstream's tooling writes (an operation and transfers included).  Run
+// with Deno and an import map giving "@qlever-llc/trellis/contracts" (upstream's
+// js/packages/trellis/contracts.ts) and "typebox" (npm:typebox@^1):
+//   deno run -A field-notes.contract.ts > field-notes.upstream.json
 import { defineServiceContract } from "@qlever-llc/trellis/contracts";
 import Type from "typebox";
 
@@ -30,6 +31,9 @@ const schemas = {
   NoteList: Type.Object({ notes: Type.Array(Type.Object({ id: Type.String(), title: Type.String() })) }),
   ListNotes: Type.Object({ kind: Type.Optional(Type.Union([Type.Literal("observation"), Type.Literal("task")])) }),
   NoteAdded: Type.Object({ id: Type.String(), kind: Type.Union([Type.Literal("observation"), Type.Literal("task")]) }),
+  PhotoRequest: Type.Object({ noteId: Type.String(), key: Type.String() }),
+  PhotoProgress: Type.Object({ bytes: Type.Integer({ minimum: 0 }) }),
+  PhotoDone: Type.Object({ key: Type.String(), size: Type.Integer() }),
   NoteNotFoundData: Type.Object({
     id: Type.String(),
     type: Type.Literal("NoteNotFound"),
@@ -68,6 +72,24 @@ const contract = defineServiceContract({ schemas }, (ref) => ({
       input: ref.schema("ListNotes"),
       output: ref.schema("NoteList"),
     },
+    "Photos.Download": {
+      version: "v1",
+      input: ref.schema("PhotoRequest"),
+      output: ref.schema("PhotoDone"),
+      transfer: { direction: "receive" },
+      capabilities: { call: ["notes.read"] },
+      errors: [ref.error("TransferError")],
+    },
+  },
+  operations: {
+    "Photos.Upload": {
+      version: "v1",
+      input: ref.schema("PhotoRequest"),
+      progress: ref.schema("PhotoProgress"),
+      output: ref.schema("PhotoDone"),
+      transfer: { direction: "send", store: "photos", key: "/key", expiresInMs: 60000 },
+      capabilities: { call: ["notes.write"], observe: ["notes.write"] },
+    },
   },
   events: {
     "Notes.Added": {
@@ -79,7 +101,9 @@ const contract = defineServiceContract({ schemas }, (ref) => ({
   },
   resources: {
     kv: { notes: { purpose: "Notes by id.", schema: ref.schema("Note") } },
+    store: { photos: { purpose: "Photos of notes.", maxObjectBytes: 1048576 } },
   },
 }));
 
-console.log(JSON.stringify(contract.CONTRACT, null, 2));
+// the digest upstream computes travels beside the manifest, for our digest to match
+console.log(JSON.stringify({ digest: contract.CONTRACT_DIGEST, manifest: contract.CONTRACT }, null, 2));
