@@ -24,6 +24,7 @@ from trellis.client import TrellisClient, connect_client
 from trellis.participant import Participant
 from trellis.result import Err, Ok, Result, TrellisError
 from trellis.runtime.bundle import Bundle
+from trellis.sdk import auth
 from trellis.service import EventMessage, TrellisService, connect_service
 
 
@@ -49,19 +50,19 @@ def _key(bundle: Bundle, name: str) -> SessionKey:
 
 async def _ensure_installed(
     admin: Participant, manifest: dict[str, Any], key: SessionKey
-) -> Result[Any, TrellisError]:
+) -> Result[auth.DeploymentOutput, TrellisError]:
     payload = {"name": "inventory", "contract": manifest, "publicKey": key.public_key}
-    result = await admin.call("Auth.Deployments.Create", payload)
+    result = await admin.call(auth.AUTH_DEPLOYMENTS_CREATE, payload)
     if isinstance(result, Err) and result.error.reason == "exists":
-        result = await admin.call("Auth.Deployments.Upgrade", payload)
+        return await admin.call(auth.AUTH_DEPLOYMENTS_UPGRADE, payload)
     return result
 
 
 async def _ensure_user(
     admin: Participant, manifest: dict[str, Any], key: SessionKey, caps: list[str]
-) -> Result[Any, TrellisError]:
+) -> Result[auth.UserInfo, TrellisError]:
     created = await admin.call(
-        "Auth.Users.Create",
+        auth.AUTH_USERS_CREATE,
         {
             "id": "demo-cli",
             "sessionKey": key.public_key,
@@ -71,7 +72,7 @@ async def _ensure_user(
     )
     if isinstance(created, Err) and created.error.reason == "exists":
         return await admin.call(
-            "Auth.Users.Update", {"id": "demo-cli", "capabilities": caps, "active": True}
+            auth.AUTH_USERS_UPDATE, {"id": "demo-cli", "capabilities": caps, "active": True}
         )
     return created
 
@@ -134,7 +135,7 @@ async def run_demo(bundle: Bundle, *, emit: bool = True) -> dict[str, Any]:
         record(
             "register CLI session",
             user.is_ok(),
-            _describe(user, lambda v: f"user {v.id} holds {', '.join(v.capabilities)}"),
+            _describe(user, lambda v: f"user {v.id} holds {', '.join(v.capabilities or [])}"),
         )
         if user.is_err():
             return _summary(steps, emit)
