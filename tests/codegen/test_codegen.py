@@ -112,6 +112,10 @@ def test_unsupported_constructs_fall_back_to_json_values(tmp_path: Path) -> None
             "pats": {"type": "object", "patternProperties": {"^a": {}, "^b": {}}},
             "anything": {},
             "maybe": {"type": ["string", "null"]},
+            "modelName": {"type": "string"},
+            "class": {"type": "string"},
+            "json": {"type": "string"},
+            "2fa": {"type": "boolean"},
         },
         "required": ["neg"],
     }
@@ -132,8 +136,12 @@ def test_unsupported_constructs_fall_back_to_json_values(tmp_path: Path) -> None
         },
     }
     sdk = load(tmp_path, manifest, "odd_sdk")
-    value = sdk.Odd.model_validate({"neg": 1, "pair": ["a", 1], "either": 3, "maybe": None})
+    value = sdk.Odd.model_validate(
+        {"neg": 1, "pair": ["a", 1], "either": 3, "maybe": None, "class": "c", "2fa": True}
+    )
     assert (value.neg, value.pair, value.either) == (1, ["a", 1], 3)
+    assert (value.class_, value.f_2fa) == ("c", True)  # names Python can hold, JSON aliases
+    assert value.model_dump(by_alias=True, exclude_none=True)["2fa"] is True
     assert sdk.Scalar.model_validate("x").root == "x"  # a non-object root: a RootModel
     assert sdk.CONTRACT.digest == contract_digest(manifest)
 

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeGuard
 
+from pydantic import BaseModel
+
 from trellis.contracts.manifest import capability_namespace, contract_digest
 from trellis.contracts.model import Manifest
 from trellis.contracts.validate import ContractError
@@ -53,7 +55,7 @@ _IMPORTED = frozenset(
     }
 )  # fmt: skip
 #: BaseModel attributes a field must not shadow
-_MODEL_ATTRS = frozenset(dir(__import__("pydantic").BaseModel)) | {"schema", "json", "dict"}
+_MODEL_ATTRS = frozenset(dir(BaseModel)) | {"schema", "json", "dict"}
 _ANNOTATIONS = frozenset({"description", "title", "default", "examples", "$comment", "format"})
 
 
@@ -180,7 +182,6 @@ class _Models:
         self.nested: dict[str, str] = {}
         #: class name → its source, in the order generated
         self.blocks: dict[str, str] = {}
-        self.notes: list[str] = []
 
     # a type expression for ``schema``; ``hint`` names any class it needs
     def type_of(self, schema: Any, hint: str) -> tuple[str, str | None]:
@@ -326,7 +327,8 @@ class _Models:
         def visit(name: str, path: tuple[str, ...]) -> None:
             if name in done or name in path:
                 return
-            for used in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", self.blocks[name]):
+            code = [line for line in self.blocks[name].splitlines() if '"""' not in line]
+            for used in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", "\n".join(code)):
                 if used in self.blocks and used != name:
                     visit(used, (*path, name))
             done[name] = self.blocks[name]
@@ -346,7 +348,8 @@ class _Models:
     def field(
         self, json_name: str, prop: Any, required: bool, owner: str, names: _Names
     ) -> list[str]:
-        attr = names.claim(_snake(json_name))
+        snake = _snake(json_name)
+        attr = names.claim(f"f_{snake}" if snake.startswith("model_") else snake)
         expr, comment = self.type_of(prop, f"{owner}{_pascal(json_name)}")
         args: list[str] = []
         schema = prop if isinstance(prop, Mapping) else {}
