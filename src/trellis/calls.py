@@ -18,7 +18,7 @@ import contextlib
 import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from nats.aio.client import Client as NatsClient
@@ -30,7 +30,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from trellis.auth import SessionKey
 from trellis.contracts import Contract
-from trellis.contracts.authoring import BUILTIN_REGISTRY
+from trellis.contracts.authoring import BUILTIN_REGISTRY, RpcSpec
 from trellis.result import Err, Ok, Result, TransportError, TrellisError, ValidationFailed
 from trellis.wire import HEADER_STATUS, STATUS_ERROR, RequestIds, dump_payload, request_headers
 
@@ -114,8 +114,14 @@ class RpcClient:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         traceparent: str | None = None,
+        spec: RpcSpec[Any, Any, Any] | None = None,
     ) -> Result[Any, TrellisError]:
-        """Call RPC ``name``: ``Ok(output)`` or ``Err(declared | TransportError | AuthError)``."""
+        """Call RPC ``name``: ``Ok(output)`` or ``Err(declared | TransportError | AuthError)``.
+
+        With ``spec`` (the caller's typed reference) payloads are encoded and decoded with
+        its models, so the result has the type the caller's checker sees even when the spec
+        comes from another build of the same contract (a generated SDK).
+        """
         target = self._targets.get(name)
         if target is None:
             return Err(
@@ -124,6 +130,9 @@ class RpcClient:
                     reason="trellis.request.denied",
                 )
             )
+        if spec is not None and (spec.input, spec.output) != (target.input, target.output):
+            errors = {e.type: e for e in spec.errors}
+            target = replace(target, input=spec.input, output=spec.output, errors=errors)
         try:
             body = self._encode(target, payload)
         except PydanticValidationError as exc:

@@ -148,7 +148,8 @@ class Participant:
         target = self._rpc.targets.get(name)
         if target is None or (isinstance(rpc, RpcSpec) and target.contract_id != rpc.contract_id):
             raise NotInContract(self.contract.id, "RPC to call", name, self._rpc.targets)
-        return await self._rpc.call(name, payload, timeout=timeout)
+        spec = rpc if isinstance(rpc, RpcSpec) else None
+        return await self._rpc.call(name, payload, timeout=timeout, spec=spec)
 
     # -- events -------------------------------------------------------------------------
 

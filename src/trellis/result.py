@@ -40,6 +40,8 @@ __all__ = [
     "Ok",
     "RemoteError",
     "Result",
+    "StoreError",
+    "TransferError",
     "TransportError",
     "TrellisError",
     "UnexpectedError",
@@ -339,6 +341,18 @@ class KVError(TrellisError):
     key: str | None = None
 
 
+class StoreError(TrellisError):
+    """An object store operation failed (upstream's built-in ``StoreError``)."""
+
+    operation: str | None = None
+
+
+class TransferError(TrellisError):
+    """A byte transfer failed (upstream's built-in ``TransferError``)."""
+
+    operation: str | None = None
+
+
 class RemoteError(TrellisError):
     """An error whose type this side does not know; ``remote_type`` and ``data`` keep it."""
 
@@ -350,5 +364,14 @@ class RemoteError(TrellisError):
 
 
 BUILTIN_ERRORS: dict[str, type[TrellisError]] = {
-    cls.type: cls for cls in (ValidationFailed, UnexpectedError, TransportError, AuthError, KVError)
+    cls.type: cls
+    for cls in (
+        ValidationFailed,
+        UnexpectedError,
+        TransportError,
+        AuthError,
+        KVError,
+        StoreError,
+        TransferError,
+    )
 }

@@ -137,6 +137,27 @@ def contract_check(source: SourceArg, as_json: JsonFlag = False) -> None:
         raise typer.Exit(1)
 
 
+@contract_app.command("generate")
+def contract_generate(
+    source: SourceArg,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The package directory to write.")],
+) -> None:
+    """Write a typed Python SDK package (models, errors, specs, CONTRACT) for a contract."""
+    from trellis.contracts.codegen import GenerateError, generate, write_sdk
+
+    try:
+        sdk = generate(load_manifest(source))
+    except SourceError as exc:
+        raise _fail(str(exc)) from None
+    except (ContractError, GenerateError) as exc:
+        raise _fail(str(exc), 1) from None
+    write_sdk(sdk, output)
+    err.print(
+        f"wrote {output} ({sdk.contract_id}; CONTRACT rebuilds digest {sdk.digest})",
+        highlight=False,
+    )
+
+
 def _parse(source: str) -> tuple[Manifest | None, list[Problem]]:
     """The parsed manifest named on the command line and its problems (uses are checked
     against the Trellis-owned contracts)."""

@@ -24,6 +24,7 @@ from trellis.client import TrellisClient, connect_client
 from trellis.participant import Participant
 from trellis.result import Err, Ok, Result, TrellisError
 from trellis.runtime.bundle import Bundle
+from trellis.sdk import auth
 from trellis.service import EventMessage, TrellisService, connect_service
 
 
@@ -49,22 +50,22 @@ def _key(bundle: Bundle, name: str) -> SessionKey:
 
 async def _ensure_installed(
     admin: Participant, manifest: dict[str, Any], key: SessionKey
-) -> Result[Any, TrellisError]:
+) -> Result[auth.DeploymentOutput, TrellisError]:
     payload = {"name": "inventory", "contract": manifest, "publicKey": key.public_key}
-    result = await admin.call("Auth.Deployments.Create", payload)
+    result = await admin.call(auth.AUTH_DEPLOYMENTS_CREATE, payload)
     if isinstance(result, Err) and result.error.reason == "exists":
-        result = await admin.call("Auth.Deployments.Upgrade", payload)
+        return await admin.call(auth.AUTH_DEPLOYMENTS_UPGRADE, payload)
     return result
 
 
 async def _ensure_user(
     admin: Participant, manifest: dict[str, Any], key: SessionKey, caps: list[str]
-) -> Result[Any, TrellisError]:
+) -> Result[auth.UserInfo, TrellisError]:
     user = {"id": "demo-cli", "capabilities": caps}
     registration = {**user, "sessionKey": key.public_key, "contract": manifest}
-    created = await admin.call("Auth.Users.Create", registration)
+    created = await admin.call(auth.AUTH_USERS_CREATE, registration)
     if isinstance(created, Err) and created.error.reason == "exists":
-        return await admin.call("Auth.Users.Update", {**user, "active": True})
+        return await admin.call(auth.AUTH_USERS_UPDATE, {**user, "active": True})
     return created
 
 
@@ -126,7 +127,7 @@ async def run_demo(bundle: Bundle, *, emit: bool = True) -> dict[str, Any]:
         record(
             "register CLI session",
             user.is_ok(),
-            _describe(user, lambda v: f"user {v.id} holds {', '.join(v.capabilities)}"),
+            _describe(user, lambda v: f"user {v.id} holds {', '.join(v.capabilities or [])}"),
         )
         if user.is_err():
             return _summary(steps, emit)

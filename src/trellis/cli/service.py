@@ -13,21 +13,25 @@ from typing import Annotated, Any, TypeVar
 
 import httpx
 import typer
+from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
 from trellis.bootstrap import ConnectError
 from trellis.cli.common import JsonFlag, emit_json, err, fail, out
 from trellis.cli.loading import SourceError, load_manifest
 from trellis.contracts import ContractError
+from trellis.contracts.authoring import RpcSpec
 from trellis.contracts.builtin import trellis_cli
 from trellis.loop import run
 from trellis.participant import Participant, connect_with_credentials
-from trellis.result import Err, TrellisError
+from trellis.result import Err, Result, TrellisError
 from trellis.runtime.bundle import Bundle, BundleError
+from trellis.sdk import auth
 
 app = typer.Typer(help="Install and manage services.", no_args_is_help=True)
 
 T = TypeVar("T")
+O = TypeVar("O", bound=BaseModel)  # noqa: E741
 
 HomeOption = Annotated[
     Path,
@@ -88,9 +92,13 @@ async def _runtime_answers(bundle: Bundle) -> bool:
     return True
 
 
-def _call(home: Path, name: str, payload: dict[str, Any], as_json: bool = False) -> Any:
-    async def action(client: Participant) -> Any:
-        return await client.call(name, payload)
+def _call(
+    home: Path, rpc: RpcSpec[Any, O, Any], payload: dict[str, Any], as_json: bool = False
+) -> O:
+    """Call a runtime RPC through its typed spec from ``trellis.sdk``; exit 1 on refusal."""
+
+    async def action(client: Participant) -> Result[O, TrellisError]:
+        return await client.call(rpc, payload)
 
     result = run(_with_admin(home, action))
     if isinstance(result, Err):
@@ -109,15 +117,15 @@ def refusal(error: TrellisError, as_json: bool = False) -> typer.Exit:
     return fail(f"{error.message} ({reason})", 1)
 
 
-def _show(d: Any, as_json: bool) -> None:
+def _show(d: auth.Deployment, as_json: bool) -> None:
     if as_json:
         emit_json(d)
         return
     state = "[red]disabled[/]" if d.disabled else "[green]enabled[/]"
     out.print(f"[bold]{d.name}[/] {d.contract_id} {state}", highlight=False)
     out.print(f"  digest    {d.contract_digest}", highlight=False)
-    out.print(f"  grants    {', '.join(d.capabilities)}", highlight=False)
-    for key in d.instance_keys:
+    out.print(f"  grants    {', '.join(d.capabilities or [])}", highlight=False)
+    for key in d.instance_keys or []:
         out.print(f"  instance  {key}", highlight=False)
 
 
@@ -140,7 +148,13 @@ def _manifest(source: str) -> dict[str, Any]:
 
 
 def _deploy(
-    rpc: str, verb: str, contract: str, name: str, public_key: str, home: Path, as_json: bool
+    rpc: RpcSpec[Any, auth.DeploymentOutput, Any],
+    verb: str,
+    contract: str,
+    name: str,
+    public_key: str,
+    home: Path,
+    as_json: bool,
 ) -> None:
     payload = {"contract": _manifest(contract), "publicKey": public_key}
     _change(rpc, verb, name, home, as_json, payload)
@@ -155,7 +169,7 @@ def install(
     as_json: JsonFlag = False,
 ) -> None:
     """Install a service: validate its contract, provision its resources, authorize its key."""
-    _deploy("Auth.Deployments.Create", "installed", contract, name, public_key, home, as_json)
+    _deploy(auth.AUTH_DEPLOYMENTS_CREATE, "installed", contract, name, public_key, home, as_json)
 
 
 @app.command("upgrade")
@@ -175,17 +189,18 @@ def upgrade(
 ) -> None:
     """Install a new, compatible digest of a deployed service's contract."""
     if public_key is None:
-        keys = _call(home, "Auth.Deployments.Get", {"name": name}, as_json).deployment.instance_keys
+        got = _call(home, auth.AUTH_DEPLOYMENTS_GET, {"name": name}, as_json)
+        keys = got.deployment.instance_keys
         if not keys:
             raise fail(f"deployment {name!r} has no instance key: pass --public-key")
         public_key = keys[0]
-    _deploy("Auth.Deployments.Upgrade", "upgraded", contract, name, public_key, home, as_json)
+    _deploy(auth.AUTH_DEPLOYMENTS_UPGRADE, "upgraded", contract, name, public_key, home, as_json)
 
 
 @app.command("list")
 def list_(home: HomeOption = DEFAULT_HOME, as_json: JsonFlag = False) -> None:
     """List deployed services."""
-    result = _call(home, "Auth.Deployments.List", {}, as_json)
+    result = _call(home, auth.AUTH_DEPLOYMENTS_LIST, {}, as_json)
     if as_json:
         emit_json(result.deployments)
         return
@@ -202,11 +217,11 @@ def show(
     as_json: JsonFlag = False,
 ) -> None:
     """Show one deployment: its instances, their liveness (heartbeats) and live connections."""
-    got = _call(home, "Auth.Deployments.Get", {"name": name}, as_json)
-    deployment = got.deployment
+    got = _call(home, auth.AUTH_DEPLOYMENTS_GET, {"name": name}, as_json)
+    deployment, health = got.deployment, got.health or []
     connections = []
-    for key in deployment.instance_keys:
-        listed = _call(home, "Auth.Connections.List", {"sessionKey": key}, as_json)
+    for key in deployment.instance_keys or []:
+        listed = _call(home, auth.AUTH_CONNECTIONS_LIST, {"sessionKey": key}, as_json)
         connections.extend(listed.connections)
     if as_json:
         emit_json(
@@ -218,9 +233,9 @@ def show(
         )
         return
     _show(deployment, False)
-    if not got.health:
+    if not health:
         out.print("  liveness  [yellow]no heartbeat in the last 90 s[/]")
-    for h in got.health:
+    for h in health:
         color = "green" if h.status == "healthy" else "red"
         out.print(
             f"  liveness  {h.instance_id}… [{color}]{h.status}[/] (last heartbeat {h.seen_at})",
@@ -232,7 +247,12 @@ def show(
 
 
 def _change(
-    rpc: str, verb: str, name: str, home: Path, as_json: bool, payload: dict[str, Any] | None = None
+    rpc: RpcSpec[Any, auth.DeploymentOutput, Any],
+    verb: str,
+    name: str,
+    home: Path,
+    as_json: bool,
+    payload: dict[str, Any] | None = None,
 ) -> None:
     """Call a deployment-changing RPC and show the deployment it returns."""
     result = _call(home, rpc, {"name": name, **(payload or {})}, as_json)
@@ -248,7 +268,7 @@ def disable(
     as_json: JsonFlag = False,
 ) -> None:
     """Disable a service: its live connections are kicked and reconnects refused."""
-    _change("Auth.Deployments.Disable", "disabled", name, home, as_json)
+    _change(auth.AUTH_DEPLOYMENTS_DISABLE, "disabled", name, home, as_json)
 
 
 @app.command("enable")
@@ -258,7 +278,7 @@ def enable(
     as_json: JsonFlag = False,
 ) -> None:
     """Enable a disabled service."""
-    _change("Auth.Deployments.Enable", "enabled", name, home, as_json)
+    _change(auth.AUTH_DEPLOYMENTS_ENABLE, "enabled", name, home, as_json)
 
 
 @app.command("remove")
@@ -268,7 +288,7 @@ def remove(
     as_json: JsonFlag = False,
 ) -> None:
     """Remove a service (its KV buckets and streams are kept; delete them deliberately)."""
-    _call(home, "Auth.Deployments.Remove", {"name": name}, as_json)
+    _call(home, auth.AUTH_DEPLOYMENTS_REMOVE, {"name": name}, as_json)
     if as_json:
         emit_json({"removed": name})
     else:
@@ -283,9 +303,8 @@ def add_key(
     as_json: JsonFlag = False,
 ) -> None:
     """Authorize another instance key for a service (replicas share its queue groups)."""
-    info = _call(
-        home, "Auth.ServiceInstances.Provision", {"name": name, "instanceKey": public_key}, as_json
-    )
+    key = {"name": name, "instanceKey": public_key}
+    info = _call(home, auth.AUTH_SERVICE_INSTANCES_PROVISION, key, as_json)
     if as_json:
         emit_json(info)
     else:
@@ -300,7 +319,8 @@ def remove_key(
     as_json: JsonFlag = False,
 ) -> None:
     """Revoke one instance key of a service (its connections are kicked)."""
-    _call(home, "Auth.ServiceInstances.Remove", {"name": name, "instanceKey": public_key}, as_json)
+    key = {"name": name, "instanceKey": public_key}
+    _call(home, auth.AUTH_SERVICE_INSTANCES_REMOVE, key, as_json)
     if as_json:
         emit_json({"removed": public_key})
     else:

@@ -9,6 +9,7 @@ import typer
 
 from trellis.cli.common import JsonFlag, emit_json, out
 from trellis.cli.service import DEFAULT_HOME, HomeOption, _call, _manifest
+from trellis.sdk import auth
 
 app = typer.Typer(help="Register client sessions and grant capabilities.", no_args_is_help=True)
 
@@ -16,14 +17,14 @@ UserArg = Annotated[str, typer.Argument(help="User id (lowercase letters, digits
 CapsArg = Annotated[list[str], typer.Argument(help="Capabilities, e.g. inventory::items.read.")]
 
 
-def _print(user: Any, as_json: bool) -> None:
+def _print(user: auth.UserInfo, as_json: bool) -> None:
     if as_json:
         emit_json(user)
         return
     state = "[green]active[/]" if user.active else "[red]inactive[/]"
     out.print(f"[bold]{user.id}[/] {user.contract_id} {state}", highlight=False)
     out.print(f"  key           {user.session_key}", highlight=False)
-    out.print(f"  capabilities  {', '.join(user.capabilities) or '(none)'}", highlight=False)
+    out.print(f"  capabilities  {', '.join(user.capabilities or []) or '(none)'}", highlight=False)
 
 
 @app.command("add")
@@ -53,11 +54,11 @@ def add(
         "contract": _manifest(contract),
         "capabilities": grant or [],
     }
-    _print(_call(home, "Auth.Users.Create", payload, as_json), as_json)
+    _print(_call(home, auth.AUTH_USERS_CREATE, payload, as_json), as_json)
 
 
 def _update(user_id: str, change: dict[str, Any], home: Path, as_json: bool) -> None:
-    _print(_call(home, "Auth.Users.Update", {"id": user_id, **change}, as_json), as_json)
+    _print(_call(home, auth.AUTH_USERS_UPDATE, {"id": user_id, **change}, as_json), as_json)
 
 
 @app.command("grant")
@@ -97,7 +98,7 @@ def enable(user_id: UserArg, home: HomeOption = DEFAULT_HOME, as_json: JsonFlag 
 @app.command("list")
 def list_(home: HomeOption = DEFAULT_HOME, as_json: JsonFlag = False) -> None:
     """List registered users."""
-    users = _call(home, "Auth.Users.List", {}, as_json).users
+    users = _call(home, auth.AUTH_USERS_LIST, {}, as_json).users
     if as_json:
         emit_json(users)
         return

@@ -4,6 +4,11 @@
 (``contract.model``; every problem reported together) and computes its digest.  The specs
 keep the Python models so services and clients can validate payloads against exactly what
 the manifest declares.
+
+A model (or error class) may pin its manifest entry with a class attribute
+``__trellis_schema__ = (name, json_schema)``: that schema is emitted verbatim under that name
+instead of one generated from the model.  Generated SDKs do so, which is how a contract
+rebuilt from a manifest keeps the source's digest.
 """
 
 from __future__ import annotations
@@ -109,9 +114,13 @@ class RpcSpec(_Bound, Generic[I, O, E]):
     input: type[I]
     output: type[O]
     errors: tuple[type[E], ...] = ()
-    call: tuple[str, ...] = ()
+    #: ``None`` leaves the list unwritten (a manifest from elsewhere may omit it)
+    call: tuple[str, ...] | None = ()
     version: str = "v1"
     docs: str | None = None
+    #: upstream's ``transfer.direction`` (``send``/``receive``), declared only: the Python
+    #: runtime does not move the bytes yet
+    transfer: str | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,15 +130,16 @@ class EventSpec(_Bound, Generic[M]):
 
     model: type[M]
     _: KW_ONLY
-    params: Sequence[str] = ()
-    publish: Sequence[str] = ()
-    subscribe: Sequence[str] = ()
+    #: ``None`` leaves the entry unwritten (a manifest from elsewhere may omit it)
+    params: Sequence[str] | None = ()
+    publish: Sequence[str] | None = ()
+    subscribe: Sequence[str] | None = ()
     version: str = "v1"
     docs: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("params", "publish", "subscribe"):  # frozen: keep no caller's list
-            object.__setattr__(self, name, tuple(getattr(self, name)))
+            object.__setattr__(self, name, _opt(getattr(self, name)))
 
 
 @dataclass(frozen=True, eq=False)
@@ -227,9 +237,10 @@ def rpc(
     input: type[I],
     output: type[O],
     *,
-    call: Sequence[str] = (),
+    call: Sequence[str] | None = (),
     version: str = "v1",
     docs: str | None = None,
+    transfer: str | None = None,
 ) -> RpcSpec[I, O, Never]: ...
 
 
@@ -239,9 +250,10 @@ def rpc(
     output: type[O],
     *,
     errors: Sequence[type[E]],
-    call: Sequence[str] = (),
+    call: Sequence[str] | None = (),
     version: str = "v1",
     docs: str | None = None,
+    transfer: str | None = None,
 ) -> RpcSpec[I, O, E]: ...
 
 
@@ -250,13 +262,14 @@ def rpc(
     output: type[O],
     *,
     errors: Sequence[type[E]] = (),
-    call: Sequence[str] = (),
+    call: Sequence[str] | None = (),
     version: str = "v1",
     docs: str | None = None,
+    transfer: str | None = None,
 ) -> RpcSpec[I, O, E]:
     """An RPC taking ``input`` and answering ``output``; ``errors`` are the declared error
     classes, ``call`` the capabilities a caller needs."""
-    return RpcSpec(input, output, tuple(errors), tuple(call), version, docs)
+    return RpcSpec(input, output, tuple(errors), _opt(call), version, docs, transfer)
 
 
 #: the spec classes are their own constructors: ``kv(Item, purpose=...)``, ``store(...)``
@@ -265,6 +278,10 @@ kv = KvSpec
 store = StoreSpec
 stream = StreamSpec
 consumer = ConsumerSpec
+
+
+def _opt(values: Sequence[str] | None) -> tuple[str, ...] | None:
+    return None if values is None else tuple(values)
 
 
 def job(
@@ -302,6 +319,8 @@ def _given(**fields: Any) -> dict[str, Any]:
 class Contract:
     """A Trellis contract declared in Python.
 
+    ``sections`` carries manifest sections that have no specs here yet (``operations``,
+    ``feeds``, ``state``) as JSON in which a model class stands for ``{"schema": name}``.
     Raises ``ContractError`` listing every problem when the declaration is invalid.
     """
 
@@ -324,6 +343,7 @@ class Contract:
         exports: Iterable[type[BaseModel]] = (),
         docs: str | None = None,
         baseline_uses: bool = True,
+        sections: Mapping[str, Any] | None = None,
     ) -> None:
         self.id = id
         self.kind = kind
@@ -342,6 +362,7 @@ class Contract:
                 self.uses.setdefault(alias, use)
         self._capabilities = dict(capabilities or {})
         self._exports = tuple(exports)
+        self._sections = dict(sections or {})
         self._docs = docs
         self._problems: list[Problem] = []
         self._schemas: dict[str, dict[str, Any]] = {}
@@ -396,9 +417,14 @@ class Contract:
     # -- manifest building ---------------------------------------------------------------
 
     def _schema_ref(self, model: type[BaseModel] | type[TrellisError], path: str) -> dict[str, str]:
-        if isinstance(model, type) and issubclass(model, TrellisError):
+        pinned = model.__dict__.get("__trellis_schema__")
+        if pinned is not None:  # a model pinned to its manifest entry (generated SDKs)
+            name, schema = pinned
+            model_key: Any = schema  # an error class and its data model may pin one entry
+            make: Any = lambda: schema  # noqa: E731
+        elif isinstance(model, type) and issubclass(model, TrellisError):
             name = f"{model.type}Data"
-            model_key: Any = model
+            model_key = model
             make = model.wire_schema
         else:
             name = model.__name__
@@ -417,6 +443,15 @@ class Contract:
                 Problem(path, f"two different models are named {name!r}; rename one")
             )
         return {"schema": name}
+
+    def _with_refs(self, value: Any, path: str) -> Any:
+        if isinstance(value, type) and issubclass(value, BaseModel):
+            return self._schema_ref(value, path)
+        if isinstance(value, Mapping):
+            return {k: self._with_refs(v, f"{path}.{k}") for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._with_refs(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return value
 
     def _cap(self, name: str) -> str:
         if name in self._capabilities:
@@ -453,6 +488,10 @@ class Contract:
         self._build_uses(m)
         self._build_surfaces(m)
         self._build_resources(m)
+        for key, value in self._sections.items():
+            if key in m:
+                self._problems.append(Problem(key, "this section is built from the arguments"))
+            m[key] = self._with_refs(value, key)
         if self._exports:
             m["exports"] = {
                 "schemas": [self._schema_ref(model, "exports")["schema"] for model in self._exports]
@@ -478,7 +517,8 @@ class Contract:
                     subject=f"rpc.{spec.version}.{name}",
                     input=self._schema_ref(spec.input, f"{path}.input"),
                     output=self._schema_ref(spec.output, f"{path}.output"),
-                    capabilities={"call": self._caps(spec.call)},
+                    transfer={"direction": spec.transfer} if spec.transfer else None,
+                    capabilities=None if spec.call is None else {"call": self._caps(spec.call)},
                     errors=[{"type": err.type} for err in spec.errors] or None,
                     docs={"markdown": spec.docs} if spec.docs else None,
                 )
@@ -492,13 +532,14 @@ class Contract:
             m["events"] = {
                 name: _given(
                     version=ev.version,
-                    subject=event_subject_template(name, ev.version, ev.params),
-                    params=list(ev.params),
+                    subject=event_subject_template(name, ev.version, ev.params or ()),
+                    params=None if ev.params is None else list(ev.params),
                     event=self._schema_ref(ev.model, f"events.{name}.event"),
-                    capabilities={
-                        "publish": self._caps(ev.publish),
-                        "subscribe": self._caps(ev.subscribe),
-                    },
+                    capabilities=_given(
+                        publish=None if ev.publish is None else self._caps(ev.publish),
+                        subscribe=None if ev.subscribe is None else self._caps(ev.subscribe),
+                    )
+                    or None,
                     docs={"markdown": ev.docs} if ev.docs else None,
                 )
                 for name, ev in self.events.items()

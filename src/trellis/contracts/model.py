@@ -168,7 +168,8 @@ class OperationTransfer(_Model):
     store: StrictStr | None = None
     key: StrictStr | None = None
     content_type: StrictStr | None = None
-    metadata: dict[str, Any] | None = None
+    #: a JSON pointer into the input, as ``key`` and ``content_type``
+    metadata: StrictStr | None = None
     expires_in_ms: NonNegInt | None = None
     max_bytes: PosInt | None = None
 

@@ -114,6 +114,9 @@ def _tokenable(schema: Any) -> bool:
     kinds = schema.get("type")
     if "enum" in schema or "const" in schema:
         return True
+    variants = schema.get("anyOf", schema.get("oneOf"))
+    if isinstance(variants, list) and variants:  # a union of literals: TypeBox's enum
+        return all(_tokenable(v) for v in variants)
     if isinstance(kinds, str):
         kinds = [kinds]
     return (
