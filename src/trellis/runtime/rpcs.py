@@ -10,8 +10,11 @@ from typing import Any
 from trellis.auth import iat_in_window, inbox_prefix, proof_input_for_hash, verify_signature
 from trellis.contracts import builtin as b
 from trellis.encoding import b64url_decode, sha256
+from trellis.ids import now_iso
+from trellis.nats.kv import list_keys
 from trellis.principals import Principal
-from trellis.result import Err, Ok, Result, TrellisError
+from trellis.result import AuthError, Err, Ok, Result, TrellisError
+from trellis.runtime.bindings import service_binding
 from trellis.runtime.connections import ConnectionTracker
 from trellis.runtime.health import HealthMonitor
 from trellis.runtime.install import Installer, InstallError
@@ -59,15 +62,17 @@ def mount_core(server: RpcServer, cp: ControlPlane) -> None:
 
     @server.handler("Trellis.Bindings.Get")
     async def bindings_get(_: b.BindingsGetInput, ctx: RequestContext) -> Result[Any, TrellisError]:
+        """The caller's own binding, as ``POST /bootstrap/service`` gives it."""
         principal = ctx.principal
         if principal.kind != "service":
             return Ok(b.BindingsGetOutput(binding=None))
-        bindings = await cp.bindings.get(principal.name)
-        return Ok(
-            b.BindingsGetOutput(
-                binding=bindings.model_dump(mode="json", by_alias=True) if bindings else None
-            )
+        binding = service_binding(
+            principal.contract_id,
+            principal.contract_digest,
+            await cp.manifest(principal.contract_digest),
+            await cp.bindings.get(principal.name),
         )
+        return Ok(b.BindingsGetOutput.model_validate({"binding": binding}))
 
     @server.handler("Trellis.Surface.Status")
     async def surface_status(
@@ -101,53 +106,108 @@ def mount_auth(
     health: HealthMonitor,
     clock: Callable[[], float] = time.time,
 ) -> None:
+    async def participant_kind(principal: Principal) -> str:
+        """``service``, ``app`` or ``agent``: every non-app user kind (``cli`` too) is an
+        agent to upstream."""
+        if principal.kind == "service":
+            return "service"
+        manifest = await cp.manifest(principal.contract_digest)
+        return "app" if manifest is not None and manifest.kind == "app" else "agent"
+
+    async def last_auth(session_key: str) -> str:
+        """When the session's newest live connection was admitted (now, if none is known)."""
+        keys = await list_keys(cp.connections.kv, f"{session_key}.*")
+        times = [c.connected_at for k in keys if (c := await cp.connections.get(k)) is not None]
+        return max(times, default=now_iso())
+
+    def service_view(p: Principal) -> b.ServiceCaller:
+        return b.ServiceCaller(
+            type="service",
+            id=p.session_key,
+            name=p.name,
+            active=not p.disabled,
+            capabilities=list(p.capabilities),
+        )
+
+    def identity(p: Principal) -> b.Identity:
+        return b.Identity(identity_id=f"trellis:{p.name}", provider="trellis", subject=p.name)
+
     @server.handler("Auth.Requests.Validate")
     async def validate(
         req: b.RequestValidateInput, ctx: RequestContext
     ) -> Result[Any, TrellisError]:
-        """For participants that prefer asking the runtime over verifying locally."""
-        denied = b.RequestValidateOutput(allowed=False, inbox_prefix=inbox_prefix(req.session_key))
+        """For participants that ask the runtime rather than verify locally (upstream's
+        services do, on every request): the proof is checked as a receiver would, and the
+        caller is described in upstream's ``CallerView``.  A request that does not verify
+        is answered with ``AuthError`` and its reason, as upstream does."""
         try:
             payload_hash = b64url_decode(req.payload_hash)
         except ValueError:
-            return Ok(denied)
-        if len(payload_hash) != 32 or not iat_in_window(req.iat, clock()):
-            return Ok(denied)
+            payload_hash = b""
+        if len(payload_hash) != 32:
+            return Err(AuthError("payloadHash is not a SHA-256", reason="invalid_signature"))
+        if not iat_in_window(req.iat, clock()):
+            return Err(AuthError("iat is outside the allowed window", reason="iat_out_of_range"))
         digest_input = proof_input_for_hash(
             req.session_key, req.subject, payload_hash, req.iat, req.request_id
         )
         if not verify_signature(req.session_key, sha256(digest_input), req.proof):
-            return Ok(denied)
+            return Err(AuthError("the proof does not verify", reason="invalid_signature"))
         principal = lookup(req.session_key)
-        if principal is None or principal.disabled:
-            return Ok(denied)
-        allowed = principal.holds(req.capabilities or [])
+        if principal is None:
+            return Err(AuthError("unknown session", reason="session_not_found"))
+        if principal.disabled:
+            reason = "service_disabled" if principal.kind == "service" else "user_inactive"
+            return Err(AuthError("the session is disabled", reason=reason))
+        caller: b.UserCaller | b.ServiceCaller
+        if principal.kind == "service":
+            caller = service_view(principal)
+        else:
+            kind = await participant_kind(principal)
+            caller = b.UserCaller(
+                type="user",
+                participant_kind="app" if kind == "app" else "agent",
+                user_id=principal.name,
+                identity=identity(principal),
+                active=True,
+                name=principal.name,
+                email="",
+                capabilities=list(principal.capabilities),
+                last_auth=await last_auth(principal.session_key),
+            )
         return Ok(
             b.RequestValidateOutput(
-                allowed=allowed,
+                allowed=principal.holds(req.capabilities or []),
                 inbox_prefix=inbox_prefix(req.session_key),
-                caller=b.Caller(
-                    type="service" if principal.kind == "service" else "user",
-                    id=principal.name,
-                    capabilities=list(principal.capabilities),
-                    contract_id=principal.contract_id,
-                ),
+                caller=caller,
             )
         )
 
     @server.handler("Auth.Sessions.Me")
     async def me(_: b.Empty, ctx: RequestContext) -> Result[Any, TrellisError]:
         p = ctx.principal
+        if p.kind == "service":
+            return Ok(
+                b.SessionMe(
+                    participant_kind="service", user=None, device=None, service=service_view(p)
+                )
+            )
+        kind = await participant_kind(p)
+        user = b.AuthenticatedUser(
+            user_id=p.name,
+            active=not p.disabled,
+            name=p.name,
+            email="",
+            capabilities=list(p.capabilities),
+            identity=identity(p),
+            last_login=await last_auth(p.session_key),
+        )
         return Ok(
             b.SessionMe(
-                session=b.SessionInfo(
-                    session_key=p.session_key,
-                    type="service" if p.kind == "service" else "user",
-                    id=p.name,
-                    contract_id=p.contract_id,
-                    contract_digest=p.contract_digest,
-                    capabilities=list(p.capabilities),
-                )
+                participant_kind="app" if kind == "app" else "agent",
+                user=user,
+                device=None,
+                service=None,
             )
         )
 
