@@ -626,11 +626,11 @@ trellis_jobs = Contract(
     },
 )
 
-# --- trellis.cli@v1: the operator's command line ------------------------------------------
+# --- trellis.cli@v1: the operator's command line (an ``agent``, as upstream's CLI is) -----
 
 trellis_cli = Contract(
     "trellis.cli@v1",
-    kind="cli",
+    kind="agent",
     display_name="Trellis CLI",
     description="The trellis command line used by operators.",
     uses={
