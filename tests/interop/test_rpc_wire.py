@@ -58,13 +58,11 @@ def validate_input(key: SessionKey, subject: str, payload: Any, caps: list[str])
 
 
 async def test_validate_describes_a_user_caller(deployment: Deployment) -> None:
-    dep = deployment.dep
-    service = await dep.raw_participant(deployment.service_key, inventory.digest)
+    key = deployment.service_key
+    service = await deployment.dep.raw_participant(key, inventory.digest)
     asked = validate_input(deployment.user_key, "rpc.v1.Items.Get", {"id": "1"}, [READ])
     check("AuthRequestsValidate", asked)
-    answer = reply_json(
-        await request(service, deployment.service_key, VALIDATE, asked), error=False
-    )
+    answer = reply_json(await request(service, key, VALIDATE, asked), error=False)
     check("AuthRequestsValidateResponse", answer)
     check("CallerView", answer["caller"])
     check("CallerViewUser", answer["caller"])
@@ -74,12 +72,17 @@ async def test_validate_describes_a_user_caller(deployment: Deployment) -> None:
     assert (caller["userId"], caller["participantKind"]) == ("reader", "agent")
     assert READ in caller["capabilities"]
 
-    lacking = {**asked, "capabilities": ["inventory::items.delete"]}
-    denied = reply_json(
-        await request(service, deployment.service_key, VALIDATE, lacking), error=False
+    lacking = validate_input(
+        deployment.user_key, "rpc.v1.Items.Get", {"id": "1"}, ["inventory::items.delete"]
     )
+    denied = reply_json(await request(service, key, VALIDATE, lacking), error=False)
     check("AuthRequestsValidateResponse", denied)
     assert denied["allowed"] is False
+
+    # the same request asked about twice is refused, as a replayed request would be
+    again = reply_json(await request(service, key, VALIDATE, asked), error=True)
+    check("AuthErrorData", again)
+    assert again["reason"] == "invalid_signature"
 
 
 async def test_validate_describes_a_service_caller(deployment: Deployment) -> None:

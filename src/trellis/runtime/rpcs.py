@@ -20,7 +20,7 @@ from trellis.runtime.health import HealthMonitor
 from trellis.runtime.install import Installer, InstallError
 from trellis.runtime.state import ControlPlane
 from trellis.runtime.users import Users
-from trellis.service.rpc import RequestContext, RpcServer
+from trellis.service.rpc import ReplayGuard, RequestContext, RpcServer
 
 __all__ = ["mount_auth", "mount_core", "mount_users"]
 
@@ -132,14 +132,17 @@ def mount_auth(
     def identity(p: Principal) -> b.Identity:
         return b.Identity(identity_id=f"trellis:{p.name}", provider="trellis", subject=p.name)
 
+    replays = ReplayGuard()
+
     @server.handler("Auth.Requests.Validate")
     async def validate(
         req: b.RequestValidateInput, ctx: RequestContext
     ) -> Result[Any, TrellisError]:
         """For participants that ask the runtime rather than verify locally (upstream's
         services do, on every request): the proof is checked as a receiver would, and the
-        caller is described in upstream's ``CallerView``.  A request that does not verify
-        is answered with ``AuthError`` and its reason, as upstream does."""
+        caller is described in upstream's ``CallerView``.  A request that does not verify,
+        or was asked about before, is answered with ``AuthError`` and its reason, as
+        upstream does."""
         try:
             payload_hash = b64url_decode(req.payload_hash)
         except ValueError:
@@ -153,6 +156,9 @@ def mount_auth(
         )
         if not verify_signature(req.session_key, sha256(digest_input), req.proof):
             return Err(AuthError("the proof does not verify", reason="invalid_signature"))
+        if not replays.first_use(req.session_key, req.request_id, clock()):
+            # asking twice about one request is how a replayed request would look
+            return Err(AuthError("request id was already used", reason="invalid_signature"))
         principal = lookup(req.session_key)
         if principal is None:
             return Err(AuthError("unknown session", reason="session_not_found"))
