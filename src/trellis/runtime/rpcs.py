@@ -114,11 +114,22 @@ def mount_auth(
         manifest = await cp.manifest(principal.contract_digest)
         return "app" if manifest is not None and manifest.kind == "app" else "agent"
 
+    auth_times: dict[str, tuple[float, str]] = {}
+
     async def last_auth(session_key: str) -> str:
-        """When the session's newest live connection was admitted (now, if none is known)."""
+        """When the session's newest live connection was admitted (now, if none is known).
+        Kept for 30 s: upstream's services ask ``Validate`` on every request, and reading
+        the connections bucket costs about 3 ms of the 3.4 ms such an answer took."""
+        now = clock()
+        cached = auth_times.get(session_key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
         keys = await list_keys(cp.connections.kv, f"{session_key}.*")
         times = [c.connected_at for k in keys if (c := await cp.connections.get(k)) is not None]
-        return max(times, default=now_iso())
+        if len(auth_times) >= 10_000:  # a bound, not an LRU: entries are cheap to refetch
+            auth_times.clear()
+        auth_times[session_key] = (now + 30, max(times, default=now_iso()))
+        return auth_times[session_key][1]
 
     def service_view(p: Principal) -> b.ServiceCaller:
         return b.ServiceCaller(
