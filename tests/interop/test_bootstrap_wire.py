@@ -200,3 +200,13 @@ async def test_service_bootstrap_refusals(
     status, reply = await post(deployment, "/bootstrap/service", body)
     assert (status, reply["reason"]) == (http_status, reason), reply
     check("ServiceBootstrapFailure", reply)
+
+
+@pytest.mark.parametrize("path", ["/bootstrap/service", "/bootstrap/client"])
+async def test_a_malformed_bootstrap_request_is_refused_as_invalid_request(
+    deployment: Deployment, path: str
+) -> None:
+    status, reply = await post(deployment, path, {"sessionKey": "not a key", "iat": "now"})
+    assert (status, reply["reason"]) == (400, "invalid_request"), reply
+    assert "sessionKey" in reply["message"] and "sig" in reply["message"]
+    check("ServiceBootstrapFailure", reply)

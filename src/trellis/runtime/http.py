@@ -8,9 +8,9 @@ client and service start against this runtime unchanged:
 ``"<iat>:<contractDigest>"``).  It tells an installed service the server's time (so its
 connect tokens carry a server-relative ``iat``), where NATS is, the shared deny-all sentinel
 credentials it connects with, and its resource bindings (``trellis.bindings``).  Refusals
-are ``{reason, message, serverNow}``: ``iat_out_of_range`` and ``invalid_signature`` (400),
-``unknown_service`` (404), ``service_disabled`` (403), ``contract_changed`` (409; the
-message names the command that fixes the mismatch).
+are ``{reason, message, serverNow}``: ``invalid_request``, ``iat_out_of_range`` and
+``invalid_signature`` (400), ``unknown_service`` (404), ``service_disabled`` (403),
+``contract_changed`` (409; the message names the command that fixes the mismatch).
 
 ``POST /bootstrap/client`` is signed with ``bootstrap-client`` over ``iat``.  Upstream's
 client sends no contract: the runtime knows the one registered with the key (``trellis
@@ -30,7 +30,8 @@ import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
@@ -109,6 +110,15 @@ def create_app(
         return JSONResponse(
             {"status": status, "serverNow": now(), "reason": reason, "message": message}
         )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        """A malformed body is a 400 ``invalid_request`` refusal, as upstream answers it."""
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'body'}: {e.get('msg', '')}"
+            for e in exc.errors()
+        )
+        return refuse(400, "invalid_request", f"the request is malformed: {problems}")
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
