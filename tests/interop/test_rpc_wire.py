@@ -165,22 +165,25 @@ async def test_event_bodies_carry_upstreams_header(deployment: Deployment) -> No
     check("EventHeader", json.loads(events.messages[0].data))
 
 
-#: our ``cli`` kind (the seed document's), kept as an extension beside upstream's ``agent``
-legacy_cli = Contract(
-    "legacy-cli@v1",
-    kind="cli",
-    display_name="Legacy CLI",
-    description="A command-line client declared with the seed's kind.",
-    uses={"inventory": inventory.use(rpc=["Items.Get"])},
-)
+def tool(kind: str) -> Contract:
+    """A client of the inventory of ``kind`` (``cli``: the seed's kind, our extension)."""
+    return Contract(
+        f"{kind}-tool@v1",
+        kind=kind,
+        display_name=f"A {kind}",
+        description="A client of the inventory.",
+        uses={"inventory": inventory.use(rpc=["Items.Get"])},
+    )
 
 
-async def test_a_cli_kind_client_still_works_and_is_an_agent_to_upstream(
-    deployment: Deployment,
+@pytest.mark.parametrize(("kind", "upstream_kind"), [("cli", "agent"), ("app", "app")])
+async def test_cli_and_app_clients_work_and_have_upstreams_participant_kind(
+    deployment: Deployment, kind: str, upstream_kind: str
 ) -> None:
     dep = deployment.dep
-    key = await dep.user("old-tool", legacy_cli, [READ])
-    client = await dep.connect_client(legacy_cli, key)
+    contract = tool(kind)
+    key = await dep.user(f"{kind}-user", contract, [READ])
+    client = await dep.connect_client(contract, key)
     missing = await client.call("Items.Get", {"id": "nope"})
     assert isinstance(missing, Err) and missing.error.type == "ItemNotFound"
 
@@ -190,4 +193,9 @@ async def test_a_cli_kind_client_still_works_and_is_an_agent_to_upstream(
         await request(service, deployment.service_key, VALIDATE, asked), error=False
     )
     check("CallerViewUser", answer["caller"])
-    assert answer["caller"]["participantKind"] == "agent"
+    assert answer["caller"]["participantKind"] == upstream_kind
+
+    user = await dep.raw_participant(key, contract.digest)
+    me = reply_json(await request(user, key, "rpc.v1.Auth.Sessions.Me", {}), error=False)
+    check("AuthSessionsMeResponse", me)
+    assert me["participantKind"] == upstream_kind

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 from trellis.auth import iat_in_window, inbox_prefix, proof_input_for_hash, verify_signature
 from trellis.contracts import builtin as b
@@ -106,11 +106,9 @@ def mount_auth(
     health: HealthMonitor,
     clock: Callable[[], float] = time.time,
 ) -> None:
-    async def participant_kind(principal: Principal) -> str:
-        """``service``, ``app`` or ``agent``: every non-app user kind (``cli`` too) is an
-        agent to upstream."""
-        if principal.kind == "service":
-            return "service"
+    async def user_kind(principal: Principal) -> Literal["app", "agent"]:
+        """Upstream's participant kind of a user session: every kind but ``app`` (``cli``
+        too) is an ``agent`` to upstream."""
         manifest = await cp.manifest(principal.contract_digest)
         return "app" if manifest is not None and manifest.kind == "app" else "agent"
 
@@ -180,10 +178,9 @@ def mount_auth(
         if principal.kind == "service":
             caller = service_view(principal)
         else:
-            kind = await participant_kind(principal)
             caller = b.UserCaller(
                 type="user",
-                participant_kind="app" if kind == "app" else "agent",
+                participant_kind=await user_kind(principal),
                 user_id=principal.name,
                 identity=identity(principal),
                 active=True,
@@ -209,7 +206,6 @@ def mount_auth(
                     participant_kind="service", user=None, device=None, service=service_view(p)
                 )
             )
-        kind = await participant_kind(p)
         user = b.AuthenticatedUser(
             user_id=p.name,
             active=not p.disabled,
@@ -221,7 +217,7 @@ def mount_auth(
         )
         return Ok(
             b.SessionMe(
-                participant_kind="app" if kind == "app" else "agent",
+                participant_kind=await user_kind(p),
                 user=user,
                 device=None,
                 service=None,
