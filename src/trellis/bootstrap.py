@@ -174,8 +174,10 @@ async def bootstrap(
     try:
         info = _info(*booted.value)
     except (KeyError, TypeError, ValueError) as exc:
+        # never the reply's values in the message: it carries the sentinel seed
+        detail = f"no {exc}" if isinstance(exc, KeyError) else "a field has the wrong shape"
         return Err(
-            TransportError(f"the bootstrap reply is malformed: {exc}", reason="invalid_response")
+            TransportError(f"the bootstrap reply is malformed: {detail}", reason="invalid_response")
         )
     if info.contract_digest != contract_digest:
         # an upstream runtime answers with the contract registered for the key, whatever
