@@ -16,6 +16,7 @@ from trellis.calls import RpcClient, rpc_targets
 from trellis.contracts import builtin
 from trellis.encoding import b64url_encode
 from trellis.ids import ulid
+from trellis.result import AuthError, Err
 from trellis.testing import local_deployment
 
 READ = "inventory::items.read"
@@ -59,26 +60,42 @@ async def test_auth_requests_validate_denies_a_forged_or_altered_proof(tmp_path:
         target = rpc_targets(builtin.trellis_auth, include_own=True)["Auth.Requests.Validate"]
         validate = RpcClient(nc, service_key, {"Auth.Requests.Validate": target})
 
-        subject, body, iat, request_id = "rpc.v1.Items.Get", b'{"id":"1"}', int(time.time()), ulid()
-        genuine = {
-            "sessionKey": user_key.public_key,
-            "proof": rpc_proof(user_key, subject, body, iat, request_id),
-            "subject": subject,
-            "payloadHash": b64url_encode(hashlib.sha256(body).digest()),
-            "iat": iat,
-            "requestId": request_id,
-            "capabilities": [READ],
-        }
-        forger = SessionKey.generate()
-        forged = {**genuine, "proof": rpc_proof(forger, subject, body, iat, request_id)}
-        altered = {**genuine, "payloadHash": b64url_encode(hashlib.sha256(b"{}").digest())}
+        subject, body = "rpc.v1.Items.Get", b'{"id":"1"}'
+        body_hash = b64url_encode(hashlib.sha256(body).digest())
 
-        async def allowed(request: dict[str, object]) -> bool:
-            verdict = (await validate.call("Auth.Requests.Validate", request)).unwrap()
-            return bool(verdict.allowed)
+        def request(
+            signer: SessionKey,
+            payload_hash: str = body_hash,
+            capabilities: tuple[str, ...] = (READ,),
+        ) -> dict[str, object]:
+            """What a service asks about carol's request; each with a request id of its own
+            (Validate refuses one it has already seen)."""
+            iat, request_id = int(time.time()), ulid()
+            return {
+                "sessionKey": user_key.public_key,
+                "proof": rpc_proof(signer, subject, body, iat, request_id),
+                "subject": subject,
+                "payloadHash": payload_hash,
+                "iat": iat,
+                "requestId": request_id,
+                "capabilities": list(capabilities),
+            }
 
-        assert await allowed(genuine)
-        assert not await allowed(forged)
-        assert not await allowed(altered)
+        async def verdict(asked: dict[str, object]) -> bool | str:
+            """``allowed``, or the reason of the AuthError a bad proof is answered with."""
+            answered = await validate.call("Auth.Requests.Validate", asked)
+            if isinstance(answered, Err):
+                assert isinstance(answered.error, AuthError), answered.error
+                return answered.error.reason
+            return bool(answered.value.allowed)
+
+        assert await verdict(request(user_key)) is True
+        assert await verdict(request(SessionKey.generate())) == "invalid_signature"  # forged
+        altered = b64url_encode(hashlib.sha256(b"{}").digest())  # not the body carol signed
+        assert await verdict(request(user_key, payload_hash=altered)) == "invalid_signature"
         # genuine, but asking about a capability carol does not hold
-        assert not await allowed({**genuine, "capabilities": ["inventory::items.admin"]})
+        assert await verdict(request(user_key, capabilities=("inventory::items.admin",))) is False
+        # the same request asked about twice: the second is a replay
+        once = request(user_key)
+        assert await verdict(once) is True
+        assert await verdict(once) == "invalid_signature"

@@ -3,7 +3,7 @@
 Sessions, connections, users and service deployments.
 
 Do not edit: regenerate from the manifest.  ``CONTRACT`` rebuilds the manifest it
-was generated from: its digest is ``yIzG-OYn24rRhWIMfEF_qByFpnYl5gcVhHC3LOhYBVo``.
+was generated from: its digest is ``hXqCz9bceeaCPsu8PZLv0uGdg6P_ReM1hODkj3fb9d8``.
 """
 
 # fmt: off
@@ -20,7 +20,7 @@ from trellis.result import TrellisError
 
 from ._schemas import SCHEMAS
 
-DIGEST = "yIzG-OYn24rRhWIMfEF_qByFpnYl5gcVhHC3LOhYBVo"
+DIGEST = "hXqCz9bceeaCPsu8PZLv0uGdg6P_ReM1hODkj3fb9d8"
 """The digest of the manifest this module was generated from."""
 
 #: a model's manifest entry: ``(schema name, JSON Schema)``, emitted verbatim
@@ -48,14 +48,53 @@ class RequestValidateInput(BaseModel):
     capabilities: list[str] | None = Field(default=None)
 
 
-class Caller(BaseModel):
-    """The ``Caller`` object."""
+class Identity(BaseModel):
+    """The ``Identity`` object."""
 
     model_config = ConfigDict(populate_by_name=True, extra="allow")
-    type: Literal["user", "service", "device"]
+    identity_id: str = Field(alias="identityId", min_length=1)
+    provider: str = Field(min_length=1)
+    subject: str = Field(min_length=1)
+
+
+class UserCaller(BaseModel):
+    """The ``UserCaller`` object."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="allow")
+    type: Literal["user"]
+    participant_kind: Literal["app", "agent"] = Field(alias="participantKind")
+    user_id: str = Field(alias="userId", min_length=1)
+    identity: Identity
+    active: bool
+    name: str
+    email: str
+    image: str | None = Field(default=None)
+    capabilities: list[str]
+    last_auth: str = Field(alias="lastAuth")
+
+
+class ServiceCaller(BaseModel):
+    """The ``ServiceCaller`` object."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="allow")
+    type: Literal["service"]
     id: str
-    capabilities: list[str] | None = Field(default=None)
-    contract_id: str | None = Field(default=None, alias="contractId")
+    name: str
+    active: bool
+    capabilities: list[str]
+
+
+class DeviceCaller(BaseModel):
+    """Upstream's device sessions (activated devices); this runtime has none yet."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="allow")
+    type: Literal["device"]
+    device_id: str = Field(alias="deviceId", min_length=1)
+    device_type: str = Field(alias="deviceType", min_length=1)
+    runtime_public_key: str = Field(alias="runtimePublicKey", min_length=1)
+    deployment_id: str = Field(alias="deploymentId", min_length=1)
+    active: bool
+    capabilities: list[str]
 
 
 class RequestValidateOutput(BaseModel):
@@ -65,7 +104,7 @@ class RequestValidateOutput(BaseModel):
     __trellis_schema__: ClassVar[Pin] = pin("RequestValidateOutput")
     allowed: bool
     inbox_prefix: str = Field(alias="inboxPrefix")
-    caller: Caller | None = Field(default=None)
+    caller: UserCaller | ServiceCaller | DeviceCaller
 
 
 class Empty(BaseModel):
@@ -73,6 +112,40 @@ class Empty(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True, extra="allow")
     __trellis_schema__: ClassVar[Pin] = pin("Empty")
+
+
+class AuthenticatedUser(BaseModel):
+    """The ``AuthenticatedUser`` object."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="allow")
+    user_id: str = Field(alias="userId", min_length=1)
+    active: bool
+    name: str
+    email: str
+    image: str | None = Field(default=None)
+    capabilities: list[str]
+    identity: Identity
+    last_login: str | None = Field(default=None, alias="lastLogin")
+
+
+class SessionMe(BaseModel):
+    """``Auth.Sessions.Me``: exactly one of ``user`` / ``device`` / ``service`` is set; the
+others are sent as ``null``, as upstream's schema requires them."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="allow")
+    __trellis_schema__: ClassVar[Pin] = pin("SessionMe")
+    participant_kind: Literal["app", "agent", "device", "service"] = Field(alias="participantKind")
+    user: AuthenticatedUser | None
+    device: DeviceCaller | None
+    service: ServiceCaller | None
+
+
+class Ack(BaseModel):
+    """The ``Ack`` object."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="allow")
+    __trellis_schema__: ClassVar[Pin] = pin("Ack")
+    success: bool = Field(default=True)
 
 
 class SessionInfo(BaseModel):
@@ -87,22 +160,6 @@ class SessionInfo(BaseModel):
     capabilities: list[str] | None = Field(default=None)
     created_at: str | None = Field(default=None, alias="createdAt")
     last_auth: str | None = Field(default=None, alias="lastAuth")
-
-
-class SessionMe(BaseModel):
-    """The ``SessionMe`` object."""
-
-    model_config = ConfigDict(populate_by_name=True, extra="allow")
-    __trellis_schema__: ClassVar[Pin] = pin("SessionMe")
-    session: SessionInfo
-
-
-class Ack(BaseModel):
-    """The ``Ack`` object."""
-
-    model_config = ConfigDict(populate_by_name=True, extra="allow")
-    __trellis_schema__: ClassVar[Pin] = pin("Ack")
-    success: bool = Field(default=True)
 
 
 class SessionList(BaseModel):

@@ -3,7 +3,7 @@
 The contract catalog, contract lookup and resource bindings.
 
 Do not edit: regenerate from the manifest.  ``CONTRACT`` rebuilds the manifest it
-was generated from: its digest is ``ZRJg4As6UKf0mfwUJVBkpoF1e_iztRLYZx-mW1TxUIk``.
+was generated from: its digest is ``l998VpB-W6MBMde7dZz90Ed8ROYyuoVTnHC-Gn44qBU``.
 """
 
 # fmt: off
@@ -19,7 +19,7 @@ from trellis.contracts.authoring import Capability, Contract, RpcSpec, rpc
 
 from ._schemas import SCHEMAS
 
-DIGEST = "ZRJg4As6UKf0mfwUJVBkpoF1e_iztRLYZx-mW1TxUIk"
+DIGEST = "l998VpB-W6MBMde7dZz90Ed8ROYyuoVTnHC-Gn44qBU"
 """The digest of the manifest this module was generated from."""
 
 #: a model's manifest entry: ``(schema name, JSON Schema)``, emitted verbatim
@@ -84,12 +84,63 @@ class BindingsGetInput(BaseModel):
     digest: str | None = Field(default=None)
 
 
+class KvResourceBinding(BaseModel):
+    """A ``resources.kv`` alias: its bucket and the settings it was created with."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="allow")
+    bucket: str
+    history: int = Field(default=1)
+    ttl_ms: int = Field(default=0, alias="ttlMs")
+    max_value_bytes: int | None = Field(default=None, alias="maxValueBytes")
+
+
+class EventConsumerResourceBinding(BaseModel):
+    """An ``eventConsumers`` group: the durable consumer on the event stream and its settings."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="allow")
+    stream: str
+    consumer_name: str = Field(alias="consumerName")
+    filter_subjects: list[str] | None = Field(default=None, alias="filterSubjects")
+    replay: Literal["new", "all"] = Field(default="new")
+    ordering: Literal["strict"] = Field(default="strict")
+    concurrency: int = Field(default=1)
+    ack_wait_ms: int = Field(alias="ackWaitMs")
+    max_deliver: int = Field(alias="maxDeliver")
+    backoff_ms: list[int] | None = Field(default=None, alias="backoffMs")
+
+
+class StreamResourceBinding(BaseModel):
+    """Our ``resources.streams`` extension: the physical stream and its physical subjects."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="allow")
+    stream: str
+    subjects: list[str]
+
+
+class ContractResourceBindings(BaseModel):
+    """What a service deployment's logical resources are bound to."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="allow")
+    kv: dict[str, KvResourceBinding] | None = Field(default=None)
+    event_consumers: dict[str, EventConsumerResourceBinding] | None = Field(default=None, alias="eventConsumers")
+    streams: dict[str, StreamResourceBinding] | None = Field(default=None)
+
+
+class InstalledBinding(BaseModel):
+    """What a service deployment's contract is bound to (``trellis.bindings``)."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="allow")
+    contract_id: str = Field(alias="contractId")
+    digest: str
+    resources: ContractResourceBindings = Field(description="What a service deployment's logical resources are bound to.")
+
+
 class BindingsGetOutput(BaseModel):
     """The ``BindingsGetOutput`` object."""
 
     model_config = ConfigDict(populate_by_name=True, extra="allow")
     __trellis_schema__: ClassVar[Pin] = pin("BindingsGetOutput")
-    binding: dict[str, JsonValue] | None = Field(default=None)
+    binding: InstalledBinding | None = Field(default=None)
 
 
 class SurfaceStatusInput(BaseModel):
