@@ -9,14 +9,12 @@ nothing.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import uvicorn
 from nats import connect
 from nats.aio.client import Client as NatsClient
 
@@ -27,7 +25,7 @@ from trellis.runtime.bundle import Bundle
 from trellis.runtime.callout import CalloutService
 from trellis.runtime.connections import ConnectionTracker
 from trellis.runtime.health import HealthMonitor
-from trellis.runtime.http import create_app
+from trellis.runtime.http_server import HttpServer
 from trellis.runtime.install import Installer
 from trellis.runtime.permissions import required_user_capabilities
 from trellis.runtime.rpcs import mount_auth, mount_core, mount_users
@@ -44,14 +42,6 @@ RUNTIME_CONTRACTS = (builtin.trellis_core, builtin.trellis_auth, builtin.trellis
 ADMIN_NAME = "admin"
 
 
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn inside our event loop: signals stay with the process that embeds it."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 class Runtime:
     def __init__(
         self,
@@ -66,8 +56,7 @@ class Runtime:
         self._ready = False
         self._connections: list[NatsClient] = []
         self._servers: list[RpcServer] = []
-        self._http: uvicorn.Server | None = None
-        self._http_task: asyncio.Task[None] | None = None
+        self.http: HttpServer | None = None
         self.principals = PrincipalCache()
         self.callout: CalloutService | None = None
         self.cp: ControlPlane | None = None
@@ -133,7 +122,8 @@ class Runtime:
         await self.callout.start(callout_nc)
 
         if self._serve_http:
-            await self._start_http(cp)
+            self.http = HttpServer(self.bundle, clock=self._clock, ready=lambda: self._ready)
+            await self.http.start()
         self._ready = True
         log.info("runtime ready: nats %s, http %s", config.nats.servers[0], config.http.url)
 
@@ -155,22 +145,6 @@ class Runtime:
             ),
         )
 
-    async def _start_http(self, cp: ControlPlane) -> None:
-        http = self.bundle.config.http
-        app = create_app(self.bundle, cp, clock=self._clock, ready=lambda: self._ready)
-        config = uvicorn.Config(
-            app, host=http.host, port=http.port, log_level="warning", lifespan="off"
-        )
-        self._http = _EmbeddedServer(config)
-        self._http_task = asyncio.create_task(self._http.serve(), name="trellis-http")
-        for _ in range(200):
-            if self._http.started:
-                return
-            if self._http_task.done():
-                raise PortInUseError(http.host, http.port)
-            await asyncio.sleep(0.025)
-        raise RuntimeError("the runtime's HTTP server did not start")
-
     async def stop(self) -> None:
         self._ready = False
         if self.callout is not None:
@@ -178,10 +152,8 @@ class Runtime:
         for server in self._servers:
             await server.stop(drain_timeout=5)
         self._servers.clear()
-        if self._http is not None and self._http_task is not None:
-            self._http.should_exit = True
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(self._http_task, timeout=5)
+        if self.http is not None:
+            await self.http.stop()
         if self.tracker is not None:
             await self.tracker.stop()
         if self.health is not None:
