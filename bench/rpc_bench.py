@@ -284,6 +284,8 @@ def shape_report(
         f"{mine}_vs_{other}": _ratios(samples, mine, other)
         for mine, other in (
             ("trellis", "raw"),
+            ("raw-headers", "raw"),
+            ("trellis", "raw-headers"),
             ("trellis", "faststream"),
             ("trellis-2proc", "trellis"),
         )

@@ -38,12 +38,13 @@ class Row:
     """One measured implementation: ``impl`` served by ``processes`` service processes."""
 
     name: str
-    impl: str  # raw | faststream | trellis
+    impl: str  # raw | raw-headers | faststream | trellis
     processes: int = 1
 
 
 ROWS = (
     Row("raw", "raw"),
+    Row("raw-headers", "raw-headers"),
     Row("faststream", "faststream"),
     Row("trellis", "trellis"),
     Row("trellis-2proc", "trellis", processes=2),
@@ -75,6 +76,27 @@ async def _raw_service(url: str, caller_key: str) -> AsyncIterator[None]:
     async def serve(msg: Any) -> None:
         req = get_item.model_validate_json(msg.data)
         await msg.respond(_reply(item, req.id).model_dump_json().encode())  # type: ignore[attr-defined]
+
+    try:
+        await nc.subscribe(RAW_SUBJECT, queue="bench", cb=serve)
+        await nc.flush()
+        yield
+    finally:
+        await nc.close()
+
+
+@contextlib.asynccontextmanager
+async def _raw_headers_service(url: str, caller_key: str) -> AsyncIterator[None]:
+    """raw, reading the request headers Trellis sends (nats-py parses them for every
+    message) and replying without echoing them (``respond`` would, Trellis does not)."""
+    get_item, item, _ = models()
+    nc = await nats.connect(url)
+
+    async def serve(msg: Any) -> None:
+        if msg.headers["session-key"] != caller_key:
+            raise BenchError("raw-headers: the request lost its headers")
+        req = get_item.model_validate_json(msg.data)
+        await nc.publish(msg.reply, _reply(item, req.id).model_dump_json().encode())
 
     try:
         await nc.subscribe(RAW_SUBJECT, queue="bench", cb=serve)
@@ -137,6 +159,7 @@ async def _trellis_service(url: str, caller_key: str) -> AsyncIterator[None]:
 
 SERVICES: dict[str, Callable[[str, str], contextlib.AbstractAsyncContextManager[None]]] = {
     "raw": _raw_service,
+    "raw-headers": _raw_headers_service,
     "faststream": _faststream_service,
     "trellis": _trellis_service,
 }
@@ -227,6 +250,30 @@ async def _raw_caller(url: str, key: Any) -> AsyncIterator[Call]:
 
 
 @contextlib.asynccontextmanager
+async def _raw_headers_caller(url: str, key: Any) -> AsyncIterator[Call]:
+    """raw plus the four request headers of a Trellis call (signed once, sent as is): what
+    carrying them through nats-py costs, apart from computing them."""
+    import time
+
+    from trellis.wire import RequestIds, request_headers
+
+    get_item, item, _ = models()
+    nc = await nats.connect(url)
+    body = get_item(id="item-1").model_dump_json().encode()
+    headers = request_headers(key, RAW_SUBJECT, body, int(time.time()), RequestIds().next(), None)
+
+    async def call() -> None:
+        msg = await nc.request(RAW_SUBJECT, body, timeout=CALL_TIMEOUT, headers=headers)
+        if item.model_validate_json(msg.data).id != "item-1":  # type: ignore[attr-defined]
+            raise BenchError(f"raw-headers: unexpected reply {msg.data!r}")
+
+    try:
+        yield call
+    finally:
+        await nc.close()
+
+
+@contextlib.asynccontextmanager
 async def _faststream_caller(url: str, key: Any) -> AsyncIterator[Call]:
     from faststream.nats import NatsBroker
 
@@ -270,6 +317,7 @@ async def _trellis_caller(url: str, key: Any) -> AsyncIterator[Call]:
 
 CALLERS: dict[str, Callable[[str, Any], contextlib.AbstractAsyncContextManager[Call]]] = {
     "raw": _raw_caller,
+    "raw-headers": _raw_headers_caller,
     "faststream": _faststream_caller,
     "trellis": _trellis_caller,
 }

@@ -25,7 +25,9 @@ FIGURES = (
     "conc_p99_us",
 )
 #: FastStream is the ``bench`` extra; without it the run still compares raw and Trellis
-ROWS = {"raw", "trellis"} | ({"faststream"} if importlib.util.find_spec("faststream") else set())
+ROWS = {"raw", "raw-headers", "trellis"} | (
+    {"faststream"} if importlib.util.find_spec("faststream") else set()
+)
 
 
 def test_rpc_bench_quick_run_reports_both_shapes_and_the_goals(tmp_path: Path) -> None:
@@ -67,7 +69,9 @@ def test_rpc_bench_quick_run_reports_both_shapes_and_the_goals(tmp_path: Path) -
                 assert isinstance(entry[key], float | int) and math.isfinite(entry[key])
                 assert entry[key] > 0
             assert len(entry["rounds"]) == 1
-        assert set(shape["ratios"]) == {f"trellis_vs_{row}" for row in ROWS - {"trellis"}}
+        assert set(shape["ratios"]) == {f"trellis_vs_{row}" for row in ROWS - {"trellis"}} | {
+            "raw-headers_vs_raw"
+        }
         for ratios in shape["ratios"].values():
             assert set(ratios) == {"seq_p50", "seq_p99", "throughput"}
             assert all(value > 0 for value in ratios.values())
@@ -101,4 +105,5 @@ def test_rpc_bench_quick_run_reports_both_shapes_and_the_goals(tmp_path: Path) -
     assert saved["shapes"].keys() == report["shapes"].keys()
     table = (tmp_path / "rpc.md").read_text(encoding="utf-8")
     assert "**one process**" in table and "**two processes**" in table
-    assert "| trellis / raw |" in table and "sign" in table
+    assert "| trellis / raw |" in table and "| raw-headers / raw |" in table
+    assert "sign" in table

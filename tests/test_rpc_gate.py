@@ -19,7 +19,7 @@ from trellis.nats import settle
 from trellis.nats.server import NatsServer, free_ports
 from trellis.principals import Principal, PrincipalCache
 from trellis.result import Err, Ok, TransportError
-from trellis.service.rpc import RequestContext, RpcServer
+from trellis.service.rpc import ReplayGuard, RequestContext, RpcServer
 
 
 @pytest.fixture
@@ -140,3 +140,45 @@ async def test_a_malformed_session_key_is_dropped_like_a_foreign_reply(
         await server.stop(drain_timeout=1.0)
         await cnc.close()
         await snc.close()
+
+
+async def test_requests_without_proof_headers_are_answered_before_a_task(server_url: str) -> None:
+    """A flood of proof-less requests costs a header check and a canned reply each: no task,
+    no verification, and it never counts against the request bound."""
+    key = SessionKey.generate()
+    snc = await nats.connect(server_url)
+    cnc = await nats.connect(server_url, inbox_prefix=key.inbox_prefix)
+    server = RpcServer(snc, inventory, PrincipalCache(), max_concurrency=1, max_pending=1)
+
+    @server.handler("Items.Get")
+    async def get(req: GetItem, ctx: RequestContext) -> Ok[Item]:
+        return Ok(Item(id=req.id, name="x", category="books", quantity=1))
+
+    try:
+        await server.start()
+        replies = [
+            cnc.request("rpc.v1.Items.Get", b"{}", timeout=10, headers=headers)
+            for headers in [None] * 10 + [{"session-key": key.public_key}] * 10
+        ]
+        answers = [m.data for m in await asyncio.gather(*replies)]
+        assert sum(b'"missing_session_key"' in a for a in answers[:10]) == 10
+        assert sum(b'"missing_proof"' in a for a in answers[10:]) == 10
+        assert (server.peak_pending, server.refused) == (0, 0)
+    finally:
+        await server.stop(drain_timeout=1.0)
+        await cnc.close()
+        await snc.close()
+
+
+def test_the_replay_guard_refuses_a_repeat_until_its_window_has_passed() -> None:
+    guard = ReplayGuard(window=60.0)
+    key, other = "k" * 43, "o" * 43
+    assert guard.first_use(key, "r1", now=1000.0)
+    assert guard.first_use(other, "r1", now=1001.0)  # request ids are per session
+    assert not guard.first_use(key, "r1", now=1059.0)
+    assert guard.first_use(key, "r2", now=1059.5)
+    # r1 of key expires at 1060, r1 of other at 1061: each is forgotten in turn
+    assert guard.first_use(key, "r1", now=1060.5)
+    assert not guard.first_use(other, "r1", now=1060.5)
+    assert guard.first_use(other, "r1", now=1061.0)
+    assert not guard.first_use(key, "r2", now=1100.0)  # r2 is remembered until 1119.5

@@ -28,6 +28,7 @@ __all__ = [
     "decode_public_key",
     "decode_signature",
     "domain_digest",
+    "in_a_session_inbox",
     "inbox_prefix",
     "verify_detached",
     "verify_domain_signature",
@@ -113,9 +114,21 @@ def inbox_prefix(session_key: str) -> str:
     """
     if type(session_key) is not str or not _INBOX_KEY.fullmatch(session_key, 0, 16):
         raise KeyFormatError("session key must start with 16 base64url characters")
-    return "_INBOX." + session_key[:16]
+    return _INBOX_ROOT + session_key[:16]
 
 
+def in_a_session_inbox(subject: str) -> bool:
+    """Whether ``subject`` lies under some session's :func:`inbox_prefix` (whose key is
+    not known): only that key's holder may subscribe there."""
+    rest = subject[len(_INBOX_ROOT) :]
+    return (
+        subject.startswith(_INBOX_ROOT)
+        and _INBOX_KEY.fullmatch(rest, 0, 16) is not None
+        and rest[16:17] == "."
+    )
+
+
+_INBOX_ROOT = "_INBOX."
 _INBOX_KEY = re.compile(r"[A-Za-z0-9_-]{16}")
 
 
