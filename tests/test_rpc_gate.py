@@ -142,13 +142,28 @@ async def test_a_malformed_session_key_is_dropped_like_a_foreign_reply(
         await snc.close()
 
 
-async def test_requests_without_proof_headers_are_answered_before_a_task(server_url: str) -> None:
-    """A flood of proof-less requests costs a header check and a canned reply each: no task,
-    no verification, and it never counts against the request bound."""
+async def test_requests_without_a_verifiable_proof_are_dropped_before_a_task(
+    server_url: str,
+) -> None:
+    """Without a proof nothing shows the reply subject is the caller's (docs/protocol.md):
+    such requests cost a header check each, get no answer, no task and no verification,
+    and never count against the request bound; over-long headers likewise."""
     key = SessionKey.generate()
+    principals = PrincipalCache()
+    principals.put(
+        Principal(
+            session_key=key.public_key,
+            kind="user",
+            name="caller",
+            contract_id="caller@v1",
+            contract_digest="caller",
+            capabilities=("inventory::items.read",),
+        )
+    )
     snc = await nats.connect(server_url)
     cnc = await nats.connect(server_url, inbox_prefix=key.inbox_prefix)
-    server = RpcServer(snc, inventory, PrincipalCache(), max_concurrency=1, max_pending=1)
+    server = RpcServer(snc, inventory, principals, max_concurrency=1, max_pending=1)
+    client = RpcClient(cnc, key, rpc_targets(inventory, include_own=True))
 
     @server.handler("Items.Get")
     async def get(req: GetItem, ctx: RequestContext) -> Ok[Item]:
@@ -156,15 +171,22 @@ async def test_requests_without_proof_headers_are_answered_before_a_task(server_
 
     try:
         await server.start()
-        replies = [
-            cnc.request("rpc.v1.Items.Get", b"{}", timeout=10, headers=headers)
-            for headers in [None] * 10 + [{"session-key": key.public_key}] * 10
-        ]
-        answers = [m.data for m in await asyncio.gather(*replies)]
-        assert sum(b'"missing_session_key"' in a for a in answers[:10]) == 10
-        assert sum(b'"missing_proof"' in a for a in answers[10:]) == 10
-        assert (server.peak_pending, server.refused) == (0, 0)
+        probes = cnc.new_inbox()
+        sub = await cnc.subscribe(probes + ".>")
+        long_id = {"session-key": key.public_key, "proof": "A" * 86, "request-id": "r" * 129}
+        for n, headers in enumerate(
+            [None] * 5 + [{"session-key": key.public_key}] * 5 + [long_id] * 5
+        ):
+            await cnc.publish("rpc.v1.Items.Get", b"{}", reply=f"{probes}.{n}", headers=headers)
+        # a signed call sent after them is answered: the service has read every probe, and
+        # anything it had sent to this connection would have arrived first
+        assert await client.call("Items.Get", {"id": "after"}) == Ok(
+            Item(id="after", name="x", category="books", quantity=1)
+        )
+        assert sub.pending_msgs == 0
+        assert (server.dropped, server.refused, server.peak_pending) == (15, 0, 1)
     finally:
+        await client.close()
         await server.stop(drain_timeout=1.0)
         await cnc.close()
         await snc.close()
@@ -182,3 +204,14 @@ def test_the_replay_guard_refuses_a_repeat_until_its_window_has_passed() -> None
     assert not guard.first_use(other, "r1", now=1060.5)
     assert guard.first_use(other, "r1", now=1061.0)
     assert not guard.first_use(key, "r2", now=1100.0)  # r2 is remembered until 1119.5
+
+
+def test_the_replay_guard_is_bounded_and_forgets_without_new_requests() -> None:
+    guard = ReplayGuard(window=60.0, max_entries=3)
+    for n in range(3):
+        assert guard.first_use("k" * 43, f"r{n}", now=1000.0 + n)
+    assert guard.full and len(guard) == 3  # the server refuses new requests now
+    guard.prune(now=1061.5)  # what the server's timer does, with no request arriving
+    assert len(guard) == 1 and not guard.full
+    guard.prune(now=1062.0)
+    assert len(guard) == 0

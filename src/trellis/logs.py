@@ -47,6 +47,6 @@ class ThrottledLog:
             self._emitted = self._suppressed = 0
         if self._emitted < self._burst:
             self._emitted += 1
-            self._log.warning(message, *args)
+            self._log.warning(message, *args, stacklevel=2)
         else:
             self._suppressed += 1

@@ -28,7 +28,6 @@ __all__ = [
     "decode_public_key",
     "decode_signature",
     "domain_digest",
-    "in_a_session_inbox",
     "inbox_prefix",
     "verify_detached",
     "verify_domain_signature",
@@ -115,17 +114,6 @@ def inbox_prefix(session_key: str) -> str:
     if type(session_key) is not str or not _INBOX_KEY.fullmatch(session_key, 0, 16):
         raise KeyFormatError("session key must start with 16 base64url characters")
     return _INBOX_ROOT + session_key[:16]
-
-
-def in_a_session_inbox(subject: str) -> bool:
-    """Whether ``subject`` lies under some session's :func:`inbox_prefix` (whose key is
-    not known): only that key's holder may subscribe there."""
-    rest = subject[len(_INBOX_ROOT) :]
-    return (
-        subject.startswith(_INBOX_ROOT)
-        and _INBOX_KEY.fullmatch(rest, 0, 16) is not None
-        and rest[16:17] == "."
-    )
 
 
 _INBOX_ROOT = "_INBOX."

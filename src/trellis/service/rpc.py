@@ -1,22 +1,22 @@
 """Serving RPCs: the handler side of PROTOCOL §6.
 
-One request, in order: check the reply subject belongs to the caller's inbox (else drop it
-unanswered; a request without a ``session-key`` is answered ``missing_session_key`` only
-when its reply lies in some session's inbox, see docs/protocol.md), answer a missing
-``proof`` with ``missing_proof``, refuse it at once with
-``TransportError(trellis.request.unavailable)`` if the server already holds
-``max_pending`` requests (waiting plus running), then, in a task of its own: check ``iat``
-freshness, verify the proof over the body actually received (inline:
-handing one Ed25519 verify elsewhere costs more than it saves, see bench/README.md), refuse
-a replayed request id, resolve the caller (local cache, no round trip), check the method's
-``capabilities.call``, validate the input into its model, run the handler under the
-``max_concurrency`` gate, and reply with the output JSON or the error envelope.  A handler
-that raises is logged with its trace and answered as ``UnexpectedError``: a caller never
-waits for a timeout because a handler failed.
+One request, in order: drop it unanswered unless its reply subject lies in the inbox of
+the session key it names, it carries a proof, and its headers are within their bounds;
+refuse it at once with ``TransportError(trellis.request.unavailable)`` if the server already
+holds ``max_pending`` requests (waiting plus running); then, in a task of its own: verify the
+proof over the body actually received (inline: handing one Ed25519 verify elsewhere costs
+more than it saves, see bench/README.md) and drop the request if it does not verify; check
+``iat`` freshness, refuse a replayed request id, resolve the caller (local cache, no round
+trip), check the method's ``capabilities.call``, validate the input into its model, run the
+handler under the ``max_concurrency`` gate, and reply with the output JSON or the error
+envelope.  A handler that raises is logged with its trace and answered as
+``UnexpectedError``: a caller never waits for a timeout because a handler failed.
 
-Why the bound and the missing-header answers sit in front of the task: a flood must cost
-the service a header check and a canned reply per request, not a task, a verification and
-memory that grows with it.
+Why nothing is answered before the proof verifies (docs/protocol.md): the reply subject is
+the caller's choice and no proof covers it, so only a verified proof shows that the caller
+holds the key whose inbox the answer goes to.  The one exception is the request bound's
+canned answer: a flood must cost the service a header check and a fixed reply per request,
+not a task, a verification and memory that grows with it.
 """
 
 from __future__ import annotations
@@ -36,8 +36,9 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from trellis.auth import iat_in_window, inbox_prefix, rpc_proof_digest
-from trellis.auth.keys import KeyFormatError, in_a_session_inbox, verify_signature
+from trellis.auth.keys import KeyFormatError, verify_signature
 from trellis.contracts import Contract
+from trellis.logs import ThrottledLog
 from trellis.nats import settle
 from trellis.principals import Principal
 from trellis.result import (
@@ -69,10 +70,14 @@ _BUSY = error_reply(
         "the service is at its request bound; retry later", reason="trellis.request.unavailable"
     )
 )
-_MISSING_SESSION_KEY = error_reply(
-    AuthError("missing session-key header", reason="missing_session_key")
-)
-_MISSING_PROOF = error_reply(AuthError("missing proof header", reason="missing_proof"))
+#: header bounds: a request beyond them is dropped before anything is kept of it
+_MAX_HEADER = {
+    HEADER_SESSION_KEY: 43,
+    HEADER_PROOF: 86,
+    HEADER_IAT: 16,
+    HEADER_REQUEST_ID: 128,
+    HEADER_TRACEPARENT: 128,
+}
 
 
 class PrincipalLookup(Protocol):
@@ -104,25 +109,40 @@ class ReplayGuard:
     Every pair is kept ``window`` seconds from its first use, so pairs expire in the order
     they came and forgetting is a pop from the old end: a constant cost per request, where
     rebuilding the whole table every few seconds stalled the loop for as long as the table
-    was big (a million pairs: about 0.4 s).
+    was big (a million pairs: about 0.4 s).  The server also prunes on a timer, so a burst
+    is forgotten even when no request follows it, and the table holds at most
+    ``max_entries`` pairs (request ids are at most 128 characters): when it is full, new
+    requests are refused rather than remembered.
     """
 
-    def __init__(self, window: float = 60.0) -> None:
+    def __init__(self, window: float = 60.0, max_entries: int = 1_000_000) -> None:
         self._window = window
+        self.max_entries = max_entries
         #: session key + request id (a session key is 43 characters: never ambiguous)
         self._seen: OrderedDict[str, float] = OrderedDict()
 
-    def first_use(self, session_key: str, request_id: str, now: float) -> bool:
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    @property
+    def full(self) -> bool:
+        return len(self._seen) >= self.max_entries
+
+    def prune(self, now: float) -> None:
+        """Forget the pairs whose window has passed."""
         seen = self._seen
         while seen:
             oldest = next(iter(seen))
             if seen[oldest] > now:
                 break
             del seen[oldest]
+
+    def first_use(self, session_key: str, request_id: str, now: float) -> bool:
+        self.prune(now)
         key = session_key + request_id
-        if key in seen:
+        if key in self._seen:
             return False
-        seen[key] = now + self._window
+        self._seen[key] = now + self._window
         return True
 
 
@@ -170,6 +190,10 @@ class RpcServer:
         #: the most requests held at once so far, and how many were refused for the bound
         self.peak_pending = 0
         self.refused = 0
+        #: requests dropped unanswered (no verifiable proof for their reply subject)
+        self.dropped = 0
+        self._drops = ThrottledLog(log)  # anyone may send them: the warnings are bounded
+        self._pruner: asyncio.Task[None] | None = None
         self._clock = clock
         self._replay = ReplayGuard()
         self._subs: list[Subscription] = []
@@ -214,7 +238,13 @@ class RpcServer:
                 method.subject, queue=self._queue, cb=self._dispatcher(method)
             )
             self._subs.append(sub)
+        self._pruner = asyncio.create_task(self._prune_replays(), name="trellis-replay-prune")
         await settle(self._nc)  # serving once start() returns
+
+    async def _prune_replays(self, every: float = 5.0) -> None:
+        while True:
+            await asyncio.sleep(every)
+            self._replay.prune(self._clock())
 
     async def stop(self, drain_timeout: float = 10.0) -> None:
         """Stop taking requests, then let in-flight handlers finish (up to ``drain_timeout``)."""
@@ -224,6 +254,9 @@ class RpcServer:
             except Exception:  # the connection may already be gone
                 log.debug("unsubscribe failed during stop", exc_info=True)
         self._subs.clear()
+        if self._pruner is not None:
+            self._pruner.cancel()
+            self._pruner = None
         if self._tasks:
             _done, pending = await asyncio.wait(set(self._tasks), timeout=drain_timeout)
             for task in pending:
@@ -232,27 +265,13 @@ class RpcServer:
     def _dispatcher(self, method: _Method) -> Callable[[Msg], Awaitable[None]]:
         async def on_message(msg: Msg) -> None:
             headers = msg.headers
-            session_key = headers.get(HEADER_SESSION_KEY) if headers else None
-            reply = msg.reply
-            if not session_key and reply and in_a_session_inbox(reply):
-                await self._refuse(reply, _MISSING_SESSION_KEY, method)
-                return
-            if not _in_inbox_of(session_key, reply):
-                # NATS checks the right to publish a request but not its reply subject, and
-                # the responder may publish once to whatever reply it got: answering anything
-                # else would let a caller make this service write into KV, events, inboxes...
-                log.warning(
-                    "dropped a request to %s: its reply subject is not the caller's inbox",
-                    msg.subject,
-                )
-                return
-            assert headers is not None  # a session key came in them
-            if not headers.get(HEADER_PROOF):
-                await self._refuse(reply, _MISSING_PROOF, method)
+            problem = _unanswerable(headers, msg.reply)
+            if problem is not None:
+                self._drop(msg.subject, problem)
                 return
             if len(self._tasks) >= self.max_pending:
                 self.refused += 1
-                await self._refuse(reply, _BUSY, method)
+                await self._refuse(msg.reply, _BUSY, method)
                 return
             task = asyncio.create_task(self._serve(method, msg))
             self._tasks.add(task)
@@ -260,6 +279,10 @@ class RpcServer:
             self.peak_pending = max(self.peak_pending, len(self._tasks))
 
         return on_message
+
+    def _drop(self, subject: str, why: str) -> None:
+        self.dropped += 1
+        self._drops.warning("dropped a request to %s unanswered: %s", subject, why)
 
     async def _refuse(
         self, reply: str, answer: tuple[bytes, dict[str, str]], method: _Method
@@ -278,6 +301,8 @@ class RpcServer:
             except Exception:
                 log.exception("handler for %s failed", method.name)
                 result = Err(UnexpectedError("the handler failed unexpectedly"))
+            if result is None:
+                return  # not verified: nothing shows the reply subject is the caller's
             try:
                 if isinstance(result, Ok):
                     # publish, not msg.respond(): respond() would echo the request's headers
@@ -291,27 +316,35 @@ class RpcServer:
         finally:
             self._gate.release()
 
-    async def _handle(self, method: _Method, msg: Msg) -> Ok[Any] | Err[TrellisError]:
-        # on_message checked both headers are there, and the key's inbox holds the reply
+    async def _handle(self, method: _Method, msg: Msg) -> Ok[Any] | Err[TrellisError] | None:
+        """The answer to a request, or ``None`` when its proof does not verify."""
+        # on_message checked the headers' presence and bounds, and the reply's inbox
         headers: Mapping[str, str] = msg.headers or {}
         session_key = headers[HEADER_SESSION_KEY]
-        proof = headers[HEADER_PROOF]
         request_id = headers.get(HEADER_REQUEST_ID)
-        iat: int | None
         try:
             iat = int(headers.get(HEADER_IAT, ""))
         except ValueError:
             iat = None
         if iat is None or not request_id:
-            return Err(AuthError("iat or request-id missing", reason="invalid_signature"))
+            self._drop(msg.subject, "iat or request-id missing")
+            return None
+        digest = rpc_proof_digest(session_key, msg.subject, msg.data, iat, request_id)
+        if not verify_signature(session_key, digest, headers[HEADER_PROOF]):  # decodes the key
+            self._drop(msg.subject, "its proof does not verify")
+            return None
         now = self._clock()
         if not iat_in_window(iat, now):
             return Err(
                 AuthError("request iat is outside the allowed window", reason="iat_out_of_range")
             )
-        digest = rpc_proof_digest(session_key, msg.subject, msg.data, iat, request_id)
-        if not verify_signature(session_key, digest, proof):  # decodes the key: once a request
-            return Err(AuthError("request proof does not verify", reason="invalid_signature"))
+        if self._replay.full:
+            return Err(
+                TransportError(
+                    "the service remembers too many recent requests; retry later",
+                    reason="trellis.request.unavailable",
+                )
+            )
         if not self._replay.first_use(session_key, request_id, now):
             return Err(AuthError("request id was already used", reason="invalid_signature"))
         principal = self._principals.get(session_key)
@@ -369,12 +402,22 @@ class RpcServer:
             return Err(UnexpectedError("the handler returned an invalid output"))
 
 
-def _in_inbox_of(session_key: str | None, reply: str | None) -> bool:
-    """Whether ``reply`` lies in the inbox of ``session_key`` (the key is decoded, and its
-    form fully checked, by the proof verification that follows)."""
-    if not session_key or not reply:
-        return False
+def _unanswerable(headers: Mapping[str, str] | None, reply: str | None) -> str | None:
+    """Why a request gets no answer at all, or ``None``: its reply subject must lie in the
+    inbox of the key it names (the key's form is fully checked by the proof verification),
+    it must carry a proof, and its headers must be within their bounds."""
+    session_key = headers.get(HEADER_SESSION_KEY) if headers else None
+    if not headers or not session_key:
+        return "no session-key header"
+    if not headers.get(HEADER_PROOF):
+        return "no proof header"
+    for name, bound in _MAX_HEADER.items():
+        value = headers.get(name)
+        if value is not None and len(value) > bound:
+            return f"its {name} header is longer than {bound} characters"
     try:
-        return reply.startswith(inbox_prefix(session_key) + ".")
+        if reply and reply.startswith(inbox_prefix(session_key) + "."):
+            return None
     except KeyFormatError:
-        return False
+        pass
+    return "its reply subject is not the inbox of its session key"
