@@ -39,7 +39,8 @@ STEP_TIMEOUT = 120.0
 #: steps recorded but not required: how a request without proof headers is answered is
 #: issue 10 item 2, still to be decided
 INFORMATIONAL = frozenset({"missing proof"})
-REPO = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
 TRELLIS = str(Path(sys.executable).with_name("trellis"))
 
 
@@ -130,6 +131,16 @@ async def _trellis(dep: LocalDeployment, *args: str) -> tuple[int, Any]:
         return proc.returncode or 0, json.loads(text)
     except json.JSONDecodeError:
         return proc.returncode or 0, text
+
+
+async def _trellis_plain(dep: LocalDeployment, *args: str) -> tuple[int, str]:
+    """Run our ``trellis`` command against the deployment's bundle (plain output)."""
+    env = {**os.environ, "TRELLIS_HOME": str(dep.bundle.directory)}
+    proc = await asyncio.create_subprocess_exec(
+        TRELLIS, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), STEP_TIMEOUT)
+    return proc.returncode or 0, out.decode()
 
 
 def _json_line(line: bytes, key: str) -> dict[str, Any] | None:
@@ -309,7 +320,7 @@ async def service_scenario(dep: LocalDeployment, up: Upstream, workdir: Path) ->
             "required": {
                 "echo": {
                     "contract": "interop-echo@v1",
-                    "rpc": {"call": ["Echo.Say", "Echo.WhoAmI"]},
+                    "rpc": {"call": ["Echo.Say", "Echo.Last", "Echo.WhoAmI"]},
                 }
             }
         },
@@ -347,6 +358,10 @@ async def service_scenario(dep: LocalDeployment, up: Upstream, workdir: Path) ->
             result.steps.append(
                 Step("rpc Echo.Say", code == 0 and out == {"message": "hello"}, out)
             )
+            code, out = await call("Echo.Last", "{}")
+            result.steps.append(
+                Step("kv via binding", code == 0 and out == {"message": "hello"}, out)
+            )
             code, out = await call("Echo.Say", '{"message": "forbidden"}')
             declared = isinstance(out, dict) and out.get("type") == "Refused"
             result.steps.append(Step("declared error Refused", code == 1 and declared, out))
@@ -363,6 +378,7 @@ async def service_scenario(dep: LocalDeployment, up: Upstream, workdir: Path) ->
             invalid = isinstance(out, dict) and out.get("type") == "ValidationError"
             result.steps.append(Step("validation error", code == 1 and invalid, out))
             result.steps.append(await _missing_proof(dep, caller_key, caller_file))
+            result.steps.append(await _generated_sdk_call(dep, echo_file, workdir))
             code, out = await _trellis(
                 dep, "user", "revoke", "interop-caller", "interop-echo::echo.call"
             )
@@ -395,6 +411,64 @@ async def _missing_proof(dep: LocalDeployment, key: SessionKey, contract_file: P
     return Step(
         "missing proof", status == "error", {"status": status, "body": body}, required=False
     )
+
+
+async def _python(*args: str, cwd: Path) -> tuple[int, str]:
+    """Run this interpreter with ``args`` in ``cwd``; its exit code and output."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *args,
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), STEP_TIMEOUT)
+    return proc.returncode or 0, out.decode()
+
+
+async def _generated_sdk_call(dep: LocalDeployment, echo_file: Path, workdir: Path) -> Step:
+    """``trellis contract generate`` on the manifest upstream's builder made; the generated
+    module and a typed caller pass ``mypy --strict``, and the caller calls the TS service."""
+    name = "generated SDK calls service"
+    code, out = await _trellis_plain(dep, "contract", "generate", "--help")
+    if code != 0:
+        return Step(name, False, "no 'trellis contract generate' on this branch", required=False)
+    here = workdir / "typed"
+    here.mkdir()
+    code, out = await _trellis_plain(
+        dep, "contract", "generate", str(echo_file), "-o", str(here / "echo_sdk")
+    )
+    if code != 0:
+        return Step(name, False, f"generate: {out}")
+    (here / "typed_caller.py").write_bytes((HERE / "typed_caller.py").read_bytes())
+    config = str(REPO / "pyproject.toml")
+    checks = [
+        "--strict",
+        "--no-incremental",
+        "--config-file",
+        config,
+        "echo_sdk",
+        "typed_caller.py",
+    ]
+    code, out = await _python("-m", "mypy", *checks, cwd=here)
+    if code != 0:
+        return Step(name, False, f"mypy --strict: {out[-1500:]}")
+    code, out = await _python("typed_caller.py", "manifest", cwd=here)
+    if code != 0:
+        return Step(name, False, f"caller manifest: {out[-1500:]}")
+    (here / "caller.json").write_text(out)
+    key = SessionKey.generate()
+    (here / "caller.seed").write_text(key.seed + "\n")
+    code, added = await _trellis(
+        dep, "user", "add", "interop-typed", "-c", str(here / "caller.json"), "-k", key.public_key,
+        "-g", "interop-echo::echo.call",
+    )  # fmt: skip
+    if code != 0:
+        return Step(name, False, f"user add: {added}")
+    code, out = await _python("typed_caller.py", "run", dep.runtime_url, "caller.seed", cwd=here)
+    said = _json_line(out.strip().splitlines()[-1].encode(), "said") if out.strip() else None
+    ok = code == 0 and said == {"said": "typed", "refused_word": "forbidden"}
+    return Step(name, ok, said or out[-1500:])
 
 
 # ---------------------------------------------------------------- command line

@@ -41,6 +41,17 @@ const contract = defineServiceContract(
         auth: auth.use({ rpc: { call: ["Auth.Requests.Validate"] } }),
       },
     },
+    resources: {
+      kv: {
+        said: {
+          purpose: "The last message said, under the key 'last'",
+          schema: ref.schema("EchoResponse"),
+          required: true,
+          history: 1,
+          ttlMs: 0,
+        },
+      },
+    },
     rpc: {
       "Echo.Say": {
         version: "v1",
@@ -49,6 +60,14 @@ const contract = defineServiceContract(
         output: ref.schema("EchoResponse"),
         capabilities: { call: ["echo.call"] },
         errors: [ref.error("Refused"), ref.error("UnexpectedError")],
+      },
+      "Echo.Last": {
+        version: "v1",
+        subject: "rpc.v1.Echo.Last",
+        input: ref.schema("WhoAmIRequest"),
+        output: ref.schema("EchoResponse"),
+        capabilities: { call: ["echo.call"] },
+        errors: [ref.error("UnexpectedError")],
       },
       "Echo.WhoAmI": {
         version: "v1",
@@ -90,9 +109,16 @@ if (service instanceof Error || (service as { isErr?: () => boolean }).isErr?.()
 
 // deno-lint-ignore no-explicit-any
 const handle = (service as any).handle;
-await handle.rpc.echo.say(({ input }: { input: { message: string } }) => {
+// deno-lint-ignore no-explicit-any
+await handle.rpc.echo.say(async ({ input, client }: { input: { message: string }; client: any }) => {
   if (input.message === "forbidden") return err(new Refused({ word: input.message }));
+  await client.kv.said.put("last", { message: input.message }).orThrow();
   return ok({ message: input.message });
+});
+// deno-lint-ignore no-explicit-any
+await handle.rpc.echo.last(async ({ client }: { client: any }) => {
+  const entry = await client.kv.said.get("last").orThrow();
+  return ok({ message: entry.value.message });
 });
 // deno-lint-ignore no-explicit-any
 await handle.rpc.echo.whoAmI(({ context }: { context: { caller: any } }) => {

@@ -38,9 +38,11 @@ SERVICE_CHECKS = [
     "trellis user add (caller)",
     "upstream service bootstraps",
     "rpc Echo.Say",
+    "kv via binding",
     "declared error Refused",
     "caller via Auth.Requests.Validate",
     "validation error",
+    "generated SDK calls service",
     "insufficient permissions",
 ]
 
@@ -59,6 +61,8 @@ def _check(scenario: Scenario, name: str) -> None:
         reached = ", ".join(f"{s.step}={'ok' if s.ok else 'FAIL'}" for s in scenario.steps)
         pytest.fail(f"step {name!r} never ran; steps: {reached}\n{scenario.stderr[-1500:]}")
     step = steps[name]
+    if not step.required:
+        pytest.skip(f"{name}: {step.detail}")
     assert step.ok, f"{name}: {json.dumps(step.detail)[:1500]}"
 
 
