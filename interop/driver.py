@@ -24,7 +24,7 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,9 @@ from trellis.testing import LocalDeployment, local_deployment
 #: how long one TS step may take before the scenario gives up on it (Deno's first run
 #: downloads upstream's npm dependencies into its cache, which takes longer)
 STEP_TIMEOUT = 120.0
+#: how long a running TS service may stay silent before a milestone it should report is
+#: given up on (upstream's service stalls rather than exits when its job workers cannot start)
+MILESTONE_TIMEOUT = 30.0
 #: steps recorded but not required: how a request without proof headers is answered is
 #: issue 10 item 2, still to be decided
 INFORMATIONAL = frozenset({"missing proof"})
@@ -172,9 +175,15 @@ async def _process(
     try:
         yield proc
     finally:
-        if proc.returncode is None:
+        await _stop(proc)
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    """Kill ``proc`` unless it has ended already, and reap it."""
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
             proc.kill()
-            await proc.wait()
+    await proc.wait()
 
 
 async def _stderr_of(proc: asyncio.subprocess.Process) -> str:
@@ -188,14 +197,23 @@ async def _stderr_of(proc: asyncio.subprocess.Process) -> str:
 # ---------------------------------------------------------------- upstream client → our service
 
 
-async def client_scenario(dep: LocalDeployment, up: Upstream, workdir: Path) -> Scenario:
-    """Upstream's TrellisClient against our Python inventory service."""
+async def _serve_inventory(dep: LocalDeployment, workdir: Path) -> Path:
+    """Install and start our Python inventory service; the path of its manifest file."""
     from examples.inventory.contract import inventory
     from examples.inventory.service import mount
 
-    result = Scenario()
     manifest_file = workdir / "inventory.json"
     manifest_file.write_text(json.dumps(inventory.manifest))
+    service = await dep.connect_service(inventory, await dep.install(inventory))
+    mount(service)
+    await service.start()
+    return manifest_file
+
+
+async def client_scenario(dep: LocalDeployment, up: Upstream, workdir: Path) -> Scenario:
+    """Upstream's TrellisClient against our Python inventory service."""
+    result = Scenario()
+    manifest_file = await _serve_inventory(dep, workdir)
     env = _env(INVENTORY_MANIFEST=str(manifest_file))
 
     agent = await _run_json(up.command("upstream_client.ts", "manifest"), env)
@@ -209,10 +227,6 @@ async def client_scenario(dep: LocalDeployment, up: Upstream, workdir: Path) -> 
     )
     agent_file = workdir / "interop-agent.json"
     agent_file.write_text(json.dumps(agent["manifest"]))
-
-    service = await dep.connect_service(inventory, await dep.install(inventory))
-    mount(service)
-    await service.start()
 
     seed_file = workdir / "agent.seed"
     key = SessionKey.generate()
@@ -386,8 +400,7 @@ async def service_scenario(dep: LocalDeployment, up: Upstream, workdir: Path) ->
             code, out = await call("Echo.Say", '{"message": "hello"}')
             denied = isinstance(out, dict) and out.get("reason") == "insufficient_permissions"
             result.steps.append(Step("insufficient permissions", code == 1 and denied, out))
-        proc.kill()
-        await proc.wait()
+        await _stop(proc)
         rest = await asyncio.wait_for(proc.stdout.read(), 5)  # upstream's log lines
         result.stderr = rest.decode()[-4000:] + await _stderr_of(proc)
     return result
@@ -471,7 +484,90 @@ async def _generated_sdk_call(dep: LocalDeployment, echo_file: Path, workdir: Pa
     return Step(name, ok, said or out[-1500:])
 
 
+# ---------------------------------------------------------------- upstream's jobs and consumers
+
+
+async def worker_scenario(dep: LocalDeployment, up: Upstream, workdir: Path) -> Scenario:
+    """Upstream's service runtime consumes our inventory's event through a durable group and
+    runs a job per item: the eventConsumers and jobs bindings, used by upstream's code."""
+    from examples.inventory.contract import CREATE_ITEM, NewItem, inventory_cli
+
+    result = Scenario()
+    manifest_file = await _serve_inventory(dep, workdir)
+    env = _env(INVENTORY_MANIFEST=str(manifest_file))
+    worker = await _run_json(up.command("upstream_worker.ts", "manifest"), env)
+    ours = _our_digest(worker["manifest"])
+    agrees = ours == worker["digest"]
+    result.steps.append(
+        Step("worker digest agrees", agrees, {"upstream": worker["digest"], "ours": ours})
+    )
+    worker_file = workdir / "interop-worker.json"
+    worker_file.write_text(json.dumps(worker["manifest"]))
+    key = SessionKey.generate()
+    seed = workdir / "worker.seed"
+    seed.write_text(key.seed + "\n")
+    code, out = await _trellis(
+        dep, "service", "install", str(worker_file), "-n", "interop-worker", "-k", key.public_key
+    )
+    result.steps.append(Step("trellis service install (worker)", code == 0, out))
+    if code != 0:
+        return result
+
+    env = {**env, "TRELLIS_URL": dep.runtime_url, "INTEROP_SEED_FILE": str(seed)}
+    async with _process(up.command("upstream_worker.ts", "serve"), env) as proc:
+        lines = _Lines(proc)
+        ready = await lines.wait_for(lambda d: "ready" in d)
+        result.steps.append(Step("upstream worker bootstraps", bool(ready.get("ready")), ready))
+        if ready.get("ready"):
+            creator = await dep.user(
+                "creator", inventory_cli, ["inventory::items.read", "inventory::items.write"]
+            )
+            client = await dep.connect_client(inventory_cli, creator)
+            item = NewItem(id="interop-1", name="Dune", category="books", quantity=1)
+            created = await client.call(CREATE_ITEM, item)
+            result.steps.append(Step("our service publishes Items.Created", created.is_ok(), None))
+            consumed = await lines.wait_for(lambda d: d.get("milestone") == "event consumed")
+            result.steps.append(
+                Step("durable consumer gets the event", consumed.get("itemId") == item.id, consumed)
+            )
+            done = await lines.wait_for(lambda d: d.get("milestone") == "job done")
+            result.steps.append(Step("job runs", done.get("itemId") == item.id, done))
+        await _stop(proc)
+        result.stderr = "\n".join(lines.other[-40:]) + await _stderr_of(proc)
+    return result
+
+
+class _Lines:
+    """The JSON lines of a TS process's stdout, read as the scenario waits for them."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        self._stdout = proc.stdout
+        self.other: list[str] = []  # upstream's own log lines, for the report
+        self._gave_up: dict[str, Any] | None = None
+
+    async def wait_for(self, wanted: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        """The first line of ours that ``wanted`` accepts, or one saying a step failed;
+        ``{"gave_up": ...}`` when the process ends or says nothing more for MILESTONE_TIMEOUT,
+        and at once on every later call (a stalled service does not stall each step)."""
+        if self._gave_up is not None:
+            return self._gave_up
+        try:
+            while line := await asyncio.wait_for(self._stdout.readline(), MILESTONE_TIMEOUT):
+                data = _json_line(line, "ready") or _json_line(line, "milestone")
+                if data is not None and (wanted(data) or "failed" in data.get("milestone", "")):
+                    return data
+                self.other.append(line.decode().rstrip())
+            self._gave_up = {"gave_up": "the process ended first"}
+        except TimeoutError:
+            self._gave_up = {"gave_up": f"nothing more within {MILESTONE_TIMEOUT}s"}
+        return self._gave_up
+
+
 # ---------------------------------------------------------------- command line
+
+
+SCENARIOS = {"client": client_scenario, "service": service_scenario, "worker": worker_scenario}
 
 
 async def run(which: str) -> dict[str, Scenario]:
@@ -483,11 +579,13 @@ async def run(which: str) -> dict[str, Scenario]:
         workdir = Path(tmp)
         up = Upstream.locate(workdir)
         assert up is not None
-        async with local_deployment(workdir / "trellis") as dep:
-            if which in ("client", "all"):
-                results["client"] = await client_scenario(dep, up, workdir)
-            if which in ("service", "all"):
-                results["service"] = await service_scenario(dep, up, workdir)
+        for name, scenario in SCENARIOS.items():
+            if which not in (name, "all"):
+                continue
+            here = workdir / name
+            here.mkdir()
+            async with local_deployment(here / "trellis") as dep:  # a fresh one each
+                results[name] = await scenario(dep, up, here)
     return results
 
 

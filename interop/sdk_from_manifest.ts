@@ -9,7 +9,13 @@ type Json = Record<string, unknown>;
 type Ref = { schema: string };
 
 // the envelope fields upstream's defineError owns; the rest of an error's schema is payload
-const RESERVED_ERROR_FIELDS = new Set(["id", "type", "message", "context", "traceId"]);
+const RESERVED_ERROR_FIELDS = new Set([
+  "id",
+  "type",
+  "message",
+  "context",
+  "traceId",
+]);
 // errors any Trellis responder may send besides the declared ones
 const BUILTIN_ERRORS = ["AuthError", "ValidationError", "UnexpectedError"];
 const CONTRACT_MODULE_METADATA = Symbol.for(
@@ -34,11 +40,17 @@ function errorClass(manifest: Json, type: string) {
       (data.properties ?? {}) as Record<string, unknown>,
     )
   ) {
-    if (!RESERVED_ERROR_FIELDS.has(name)) fields[name] = Type.Unsafe(prop as Json);
+    if (!RESERVED_ERROR_FIELDS.has(name)) {
+      fields[name] = Type.Unsafe(prop as Json);
+    }
   }
   // deno-lint-ignore no-explicit-any
   const cls = defineError({ type, fields, message: type } as any) as any;
-  return { type, schema: decl?.schema ? schemaOf(manifest, decl.schema as Ref) : undefined, fromSerializable: cls.fromSerializable };
+  return {
+    type,
+    schema: decl?.schema ? schemaOf(manifest, decl.schema as Ref) : undefined,
+    fromSerializable: cls.fromSerializable,
+  };
 }
 
 type Options = {
@@ -48,11 +60,19 @@ type Options = {
 
 export function ownedApi(manifest: Json, options: Options = {}) {
   const rpc: Record<string, unknown> = {};
-  for (const [name, raw] of Object.entries((manifest.rpc ?? {}) as Record<string, Json>)) {
-    const declared = ((raw.errors ?? []) as { type: string }[]).map((e) => e.type);
+  for (
+    const [name, raw] of Object.entries(
+      (manifest.rpc ?? {}) as Record<string, Json>,
+    )
+  ) {
+    const declared = ((raw.errors ?? []) as { type: string }[]).map((e) =>
+      e.type
+    );
     rpc[name] = {
       subject: raw.subject,
-      input: options.looseInputs ? schema({}) : schemaOf(manifest, raw.input as Ref),
+      input: options.looseInputs
+        ? schema({})
+        : schemaOf(manifest, raw.input as Ref),
       output: schemaOf(manifest, raw.output as Ref),
       callerCapabilities: (raw.capabilities as Json | undefined)?.call ?? [],
       errors: declared,
@@ -61,7 +81,11 @@ export function ownedApi(manifest: Json, options: Options = {}) {
     };
   }
   const events: Record<string, unknown> = {};
-  for (const [name, raw] of Object.entries((manifest.events ?? {}) as Record<string, Json>)) {
+  for (
+    const [name, raw] of Object.entries(
+      (manifest.events ?? {}) as Record<string, Json>,
+    )
+  ) {
     const caps = (raw.capabilities ?? {}) as Json;
     events[name] = {
       subject: raw.subject,
@@ -75,9 +99,19 @@ export function ownedApi(manifest: Json, options: Options = {}) {
 }
 
 /** A module usable as `uses: { alias: module.use({...}) }` in upstream's contract builders. */
-export function contractModule(manifest: Json, digest: string, options: Options = {}) {
+export function contractModule(
+  manifest: Json,
+  digest: string,
+  options: Options = {},
+) {
   const owned = ownedApi(manifest, options);
-  const empty = { rpc: {}, operations: {}, events: {}, feeds: {}, subjects: {} };
+  const empty = {
+    rpc: {},
+    operations: {},
+    events: {},
+    feeds: {},
+    subjects: {},
+  };
   const module = {
     CONTRACT_ID: manifest.id as string,
     CONTRACT_DIGEST: digest,
@@ -90,7 +124,10 @@ export function contractModule(manifest: Json, digest: string, options: Options 
       const use: Json = { contract: manifest.id };
       if (spec.rpc?.call) use.rpc = { call: [...spec.rpc.call] };
       if (spec.events) use.events = { ...spec.events };
-      Object.defineProperty(use, CONTRACT_MODULE_METADATA, { value: module, enumerable: false });
+      Object.defineProperty(use, CONTRACT_MODULE_METADATA, {
+        value: module,
+        enumerable: false,
+      });
       return use;
     },
   };

@@ -30,14 +30,18 @@ function describe(error: unknown): Json {
     message: e.message,
     reason: e.reason ?? null,
     code: e.code ?? null,
-    serializable: typeof e.toSerializable === "function" ? e.toSerializable() : null,
+    serializable: typeof e.toSerializable === "function"
+      ? e.toSerializable()
+      : null,
     cause: e.cause instanceof Error ? describe(e.cause) : (e.cause ?? null),
   };
 }
 
 const manifestPath = Deno.env.get("INVENTORY_MANIFEST");
 if (!manifestPath) throw new Error("INVENTORY_MANIFEST is not set");
-const inventoryManifest = JSON.parse(await Deno.readTextFile(manifestPath)) as Json;
+const inventoryManifest = JSON.parse(
+  await Deno.readTextFile(manifestPath),
+) as Json;
 const inventory = contractModule(inventoryManifest, "", { looseInputs: true });
 
 const agent = defineAgentContract(() => ({
@@ -56,11 +60,14 @@ const agent = defineAgentContract(() => ({
 })) as any;
 
 if (Deno.args[0] === "manifest") {
-  console.log(JSON.stringify({ manifest: agent.CONTRACT, digest: agent.CONTRACT_DIGEST }));
+  console.log(
+    JSON.stringify({ manifest: agent.CONTRACT, digest: agent.CONTRACT_DIGEST }),
+  );
   Deno.exit(0);
 }
 
-const stdin = Deno.stdin.readable.pipeThrough(new TextDecoderStream()).getReader();
+const stdin = Deno.stdin.readable.pipeThrough(new TextDecoderStream())
+  .getReader();
 async function waitForDriver(step: string): Promise<void> {
   emit(step, true, "waiting for the driver");
   let buffered = "";
@@ -71,11 +78,16 @@ async function waitForDriver(step: string): Promise<void> {
   }
 }
 
-const seed = (await Deno.readTextFile(Deno.env.get("INTEROP_SEED_FILE")!)).trim();
+const seed = (await Deno.readTextFile(Deno.env.get("INTEROP_SEED_FILE")!))
+  .trim();
 const connected = await TrellisClient.connect({
   trellisUrl: Deno.env.get("TRELLIS_URL")!,
   contract: agent,
-  auth: { mode: "session_key", sessionKeySeed: seed, redirectTo: "http://127.0.0.1/done" },
+  auth: {
+    mode: "session_key",
+    sessionKeySeed: seed,
+    redirectTo: "http://127.0.0.1/done",
+  },
   timeout: 5000,
 });
 const client = connected.take();
@@ -98,7 +110,11 @@ const listening = await client.listenEvent(
   },
   { mode: "ephemeral" },
 );
-emit("listen", !isErr(listening), isErr(listening) ? describe(listening.error) : null);
+emit(
+  "listen",
+  !isErr(listening),
+  isErr(listening) ? describe(listening.error) : null,
+);
 
 const id = `dune-${Date.now()}`;
 const created = await client.request("Items.Create", {
@@ -109,11 +125,19 @@ const created = await client.request("Items.Create", {
 });
 // deno-lint-ignore no-explicit-any
 const createdOk = !isErr(created) && (created.take() as any).id === id;
-emit("rpc Items.Create", createdOk, isErr(created) ? describe(created.error) : created.take());
+emit(
+  "rpc Items.Create",
+  createdOk,
+  isErr(created) ? describe(created.error) : created.take(),
+);
 
 const got = await client.request("Items.Get", { id });
 // deno-lint-ignore no-explicit-any
-emit("rpc Items.Get", !isErr(got) && (got.take() as any).quantity === 3, isErr(got) ? describe(got.error) : got.take());
+emit(
+  "rpc Items.Get",
+  !isErr(got) && (got.take() as any).quantity === 3,
+  isErr(got) ? describe(got.error) : got.take(),
+);
 
 const missing = await client.request("Items.Get", { id: "no-such-item" });
 emit(
@@ -132,12 +156,15 @@ const badInput = await client.request("Items.Create", {
   category: "Not-Lower",
 });
 // deno-lint-ignore no-explicit-any
-const issues = isErr(badInput) ? (badInput.error as any).toSerializable?.().issues ?? [] : [];
+const issues = isErr(badInput)
+  ? (badInput.error as any).toSerializable?.().issues ?? []
+  : [];
 emit(
   "validation error",
   isErr(badInput) && badInput.error.name === "ValidationError" &&
     // deno-lint-ignore no-explicit-any
-    issues.map((issue: any) => issue.path).sort().join(",") === "/category,/id,/name",
+    issues.map((issue: any) => issue.path).sort().join(",") ===
+      "/category,/id,/name",
   isErr(badInput) ? describe(badInput.error) : badInput.take(),
 );
 
@@ -147,7 +174,11 @@ await Promise.race([
 ]);
 // deno-lint-ignore no-explicit-any
 const first = events[0] as any;
-emit("event Items.Created", first?.id === id && first?.category === category, first ?? null);
+emit(
+  "event Items.Created",
+  first?.id === id && first?.category === category,
+  first ?? null,
+);
 
 // a request with no proof headers, straight on the client's NATS connection: upstream's
 // own services answer AuthError missing_session_key; this records what ours do

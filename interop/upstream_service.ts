@@ -5,7 +5,12 @@
 //   upstream_service.ts serve      bootstrap, mount the handlers, print {"ready": true}
 //
 // Environment for `serve`: TRELLIS_URL, INTEROP_SEED_FILE (the service's session seed).
-import { defineError, defineServiceContract, err, ok } from "@qlever-llc/trellis";
+import {
+  defineError,
+  defineServiceContract,
+  err,
+  ok,
+} from "@qlever-llc/trellis";
 import { sdk as auth } from "@qlever-llc/trellis/sdk/auth";
 import { TrellisService } from "@qlever-llc/trellis/service/deno";
 import { Type } from "typebox";
@@ -32,9 +37,13 @@ const contract = defineServiceContract(
   (ref) => ({
     id: "interop-echo@v1",
     displayName: "Interop echo",
-    description: "A service on upstream's TypeScript runtime, called from Python.",
+    description:
+      "A service on upstream's TypeScript runtime, called from Python.",
     capabilities: {
-      "echo.call": { displayName: "Echo", description: "Call the echo service." },
+      "echo.call": {
+        displayName: "Echo",
+        description: "Call the echo service.",
+      },
     },
     uses: {
       required: {
@@ -82,11 +91,17 @@ const contract = defineServiceContract(
 );
 
 if (Deno.args[0] === "manifest") {
-  console.log(JSON.stringify({ manifest: contract.CONTRACT, digest: contract.CONTRACT_DIGEST }));
+  console.log(
+    JSON.stringify({
+      manifest: contract.CONTRACT,
+      digest: contract.CONTRACT_DIGEST,
+    }),
+  );
   Deno.exit(0);
 }
 
-const seed = (await Deno.readTextFile(Deno.env.get("INTEROP_SEED_FILE")!)).trim();
+const seed = (await Deno.readTextFile(Deno.env.get("INTEROP_SEED_FILE")!))
+  .trim();
 const connected = await TrellisService.connect({
   trellisUrl: Deno.env.get("TRELLIS_URL")!,
   contract,
@@ -96,12 +111,18 @@ const connected = await TrellisService.connect({
   server: { log: undefined },
 });
 const service = connected.take();
-if (service instanceof Error || (service as { isErr?: () => boolean }).isErr?.()) {
+if (
+  service instanceof Error || (service as { isErr?: () => boolean }).isErr?.()
+) {
   const error = (service as { error?: unknown }).error ?? service;
   console.log(JSON.stringify({
     ready: false,
     error: error instanceof Error
-      ? { name: error.name, message: error.message, cause: String(error.cause ?? "") }
+      ? {
+        name: error.name,
+        message: error.message,
+        cause: String(error.cause ?? ""),
+      }
       : String(error),
   }));
   Deno.exit(1);
@@ -110,11 +131,15 @@ if (service instanceof Error || (service as { isErr?: () => boolean }).isErr?.()
 // deno-lint-ignore no-explicit-any
 const handle = (service as any).handle;
 // deno-lint-ignore no-explicit-any
-await handle.rpc.echo.say(async ({ input, client }: { input: { message: string }; client: any }) => {
-  if (input.message === "forbidden") return err(new Refused({ word: input.message }));
-  await client.kv.said.put("last", { message: input.message }).orThrow();
-  return ok({ message: input.message });
-});
+await handle.rpc.echo.say(
+  async ({ input, client }: { input: { message: string }; client: any }) => {
+    if (input.message === "forbidden") {
+      return err(new Refused({ word: input.message }));
+    }
+    await client.kv.said.put("last", { message: input.message }).orThrow();
+    return ok({ message: input.message });
+  },
+);
 // deno-lint-ignore no-explicit-any
 await handle.rpc.echo.last(async ({ client }: { client: any }) => {
   const entry = await client.kv.said.get("last").orThrow();

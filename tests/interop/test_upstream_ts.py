@@ -47,6 +47,17 @@ SERVICE_CHECKS = [
 ]
 
 
+#: upstream's service runtime consuming our event through a durable group and running a job
+WORKER_CHECKS = [
+    "worker digest agrees",
+    "trellis service install (worker)",
+    "upstream worker bootstraps",
+    "our service publishes Items.Created",
+    "durable consumer gets the event",
+    "job runs",
+]
+
+
 @pytest.fixture(scope="module")
 def scenarios() -> dict[str, Scenario]:
     reason = missing_tools()
@@ -74,3 +85,8 @@ def test_upstream_client(scenarios: dict[str, Scenario], name: str) -> None:
 @pytest.mark.parametrize("name", SERVICE_CHECKS)
 def test_upstream_service(scenarios: dict[str, Scenario], name: str) -> None:
     _check(scenarios["service"], name)
+
+
+@pytest.mark.parametrize("name", WORKER_CHECKS)
+def test_upstream_jobs_and_consumers(scenarios: dict[str, Scenario], name: str) -> None:
+    _check(scenarios["worker"], name)
