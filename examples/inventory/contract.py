@@ -88,10 +88,11 @@ inventory = Contract(
     uses={"core": trellis_core.use(rpc=["Trellis.Catalog"])},
 )
 
-#: the contract of a command-line client of the inventory (a ``cli`` participant)
+#: the contract of a command-line client of the inventory (an ``agent`` participant: the
+#: kind upstream runtimes accept for command-line tools)
 inventory_cli = Contract(
     "inventory-cli@v1",
-    kind="cli",
+    kind="agent",
     display_name="Inventory CLI",
     description="A command-line client that reads and creates items.",
     uses={

@@ -1,7 +1,11 @@
 """Starting a participant: the signed HTTP bootstrap (``POST /bootstrap/service`` or
 ``/bootstrap/client``) that hands out NATS URLs, sentinel credentials and resource
 bindings, then the NATS connection through the auth callout.  Failures raise
-:class:`ConnectError`, whose ``reason`` says which step refused and why."""
+:class:`ConnectError`, whose ``reason`` says which step refused and why.
+
+The replies are upstream's (see ``trellis.runtime.http``): ``ready``, or HTTP 200
+``auth_required`` / ``not_ready``, or a non-2xx refusal with a ``reason``; so this client
+also starts against an upstream runtime."""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from nats.aio.client import Client as NatsClient
 from pydantic import BaseModel, ConfigDict, Field
 
 from trellis.auth import DOMAIN_BOOTSTRAP_CLIENT, DOMAIN_NATS_CONNECT, SessionKey
+from trellis.bindings import ContractResourceBindings
 from trellis.calls import RpcClient
 from trellis.connection import ServerClock, connect_participant
 from trellis.result import AuthError, Err, Ok, Result, TransportError, TrellisError
@@ -27,8 +32,10 @@ __all__ = [
     "ConnectError",
     "ErrorRelay",
     "bootstrap",
+    "client_bootstrap_body",
     "connect_nats",
     "load_session_key",
+    "service_bootstrap_body",
     "start_session",
 ]
 
@@ -45,7 +52,8 @@ class BootstrapInfo(BaseModel):
     deployment: str
     contract_id: str
     contract_digest: str
-    resources: dict[str, Any]
+    #: the service's resource bindings (empty for clients)
+    resources: ContractResourceBindings = Field(default_factory=ContractResourceBindings)
     clock_offset: float = 0.0
 
     def clock(self) -> ServerClock:
@@ -90,9 +98,11 @@ async def _signed_bootstrap(
                 )
             if isinstance(data.get("serverNow"), int):
                 offset = ServerClock.from_server_now(data["serverNow"], sent, received).offset
-            if response.status_code == 200 and data.get("status") == "ready":
+            status = data.get("status") if response.status_code == 200 else None
+            if status == "ready":
                 return Ok((data, offset))
-            reason = data.get("reason", f"http_{response.status_code}")
+            # ``auth_required`` / ``not_ready`` (HTTP 200) or a refusal: its reason says why
+            reason = data.get("reason") or status or f"http_{response.status_code}"
             if reason != "iat_out_of_range":
                 return Err(AuthError(data.get("message") or reason, reason=reason))
     return Err(AuthError("this clock is too far from the runtime's", reason="iat_out_of_range"))
@@ -108,9 +118,36 @@ def _info(data: dict[str, Any], offset: float) -> BootstrapInfo:
         deployment=info.get("deployment", ""),
         contract_id=info["contractId"],
         contract_digest=info["contractDigest"],
-        resources=(data.get("binding") or {}).get("resources") or {},
+        resources=ContractResourceBindings.model_validate(
+            (data.get("binding") or {}).get("resources") or {}
+        ),
         clock_offset=offset,
     )
+
+
+def client_bootstrap_body(key: SessionKey, contract_digest: str, iat: int) -> dict[str, Any]:
+    """``POST /bootstrap/client``: upstream's ``{sessionKey, iat, sig}`` (``bootstrap-client``
+    over ``iat``) and the digest of the contract this client was built with, so a runtime
+    of ours can tell a stale registration from a stale client."""
+    return {
+        "sessionKey": key.public_key,
+        "contractDigest": contract_digest,
+        "iat": iat,
+        "sig": key.sign_domain(DOMAIN_BOOTSTRAP_CLIENT, str(iat)),
+    }
+
+
+def service_bootstrap_body(
+    key: SessionKey, contract_id: str, contract_digest: str, iat: int
+) -> dict[str, Any]:
+    """``POST /bootstrap/service``, signed like the connect token (``nats-connect``)."""
+    return {
+        "sessionKey": key.public_key,
+        "contractId": contract_id,
+        "contractDigest": contract_digest,
+        "iat": iat,
+        "sig": key.sign_domain(DOMAIN_NATS_CONNECT, f"{iat}:{contract_digest}"),
+    }
 
 
 async def bootstrap(
@@ -127,16 +164,32 @@ async def bootstrap(
 
     def body(iat: int) -> dict[str, Any]:
         if service_contract is None:
-            signed = key.sign_domain(DOMAIN_BOOTSTRAP_CLIENT, str(iat))
-            return {"sessionKey": key.public_key, "contractDigest": contract_digest,
-                    "iat": iat, "sig": signed}  # fmt: skip
-        signed = key.sign_domain(DOMAIN_NATS_CONNECT, f"{iat}:{contract_digest}")
-        return {"sessionKey": key.public_key, "contractId": service_contract,
-                "contractDigest": contract_digest, "iat": iat, "sig": signed}  # fmt: skip
+            return client_bootstrap_body(key, contract_digest, iat)
+        return service_bootstrap_body(key, service_contract, contract_digest, iat)
 
     path = "/bootstrap/client" if service_contract is None else "/bootstrap/service"
     booted = await _signed_bootstrap(trellis_url, path, body, timeout)
-    return booted if isinstance(booted, Err) else Ok(_info(*booted.value))
+    if isinstance(booted, Err):
+        return booted
+    try:
+        info = _info(*booted.value)
+    except (KeyError, TypeError, ValueError) as exc:
+        # never the reply's values in the message: it carries the sentinel seed
+        detail = f"no {exc}" if isinstance(exc, KeyError) else "a field has the wrong shape"
+        return Err(
+            TransportError(f"the bootstrap reply is malformed: {detail}", reason="invalid_response")
+        )
+    if info.contract_digest != contract_digest:
+        # an upstream runtime answers with the contract registered for the key, whatever
+        # this participant was built with
+        return Err(
+            AuthError(
+                f"this key is registered with {info.contract_id} digest "
+                f"{info.contract_digest}, not this participant's contract ({contract_digest})",
+                reason="contract_changed",
+            )
+        )
+    return Ok(info)
 
 
 async def start_session(

@@ -39,7 +39,7 @@ from trellis.contracts.builtin import trellis_cli
 from trellis.ids import ulid
 from trellis.nats import settle
 from trellis.principals import PRINCIPALS_BUCKET, PrincipalCache
-from trellis.result import Ok
+from trellis.result import Err, Ok
 from trellis.service.rpc import RequestContext, RpcServer
 from trellis.testing import LocalDeployment, local_deployment
 from trellis.wire import request_headers
@@ -400,7 +400,8 @@ async def test_the_runtime_never_answers_outside_the_callers_inbox(tmp_path: Pat
             await nc.publish(validate.subject, body, reply=reply, headers=headers)
         await settle(nc)
 
-        # a proper call from the same service is answered: the runtime was listening
+        # a proper call from the same service is answered (a bad proof is refused as
+        # upstream does, with AuthError): the runtime was listening
         answered = await client.call(
             "Auth.Requests.Validate",
             {
@@ -413,7 +414,7 @@ async def test_the_runtime_never_answers_outside_the_callers_inbox(tmp_path: Pat
                 "capabilities": [],
             },
         )
-        assert answered.is_ok(), answered
+        assert isinstance(answered, Err) and answered.error.reason == "invalid_signature", answered
         await asyncio.sleep(0.2)  # replies to the probes would have been sent by now
         assert not set(targets) & set(everything.subjects), everything.subjects
 

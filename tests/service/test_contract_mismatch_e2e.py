@@ -19,7 +19,7 @@ edited_inventory = Contract(
 #: inventory-cli@v1 with another digest: it reads, no longer creates
 reader_cli = Contract(
     "inventory-cli@v1",
-    kind="cli",
+    kind="agent",
     display_name="Inventory CLI",
     description="A command-line client that reads items.",
     uses={"inventory": inventory.use(rpc=["Items.Get"])},

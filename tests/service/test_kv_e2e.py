@@ -100,7 +100,7 @@ async def test_watch_yields_current_values_then_changes(inv: Inventory) -> None:
         await stream.aclose()  # type: ignore[attr-defined]
 
     # neither the watch nor keys() leaves a consumer behind on the bucket
-    [binding] = [b for b in service.info.resources["kv"] if b["alias"] == "items"]
+    bucket = service.info.resources.kv["items"].bucket
     js = (await inv.dep.raw_runtime()).jetstream()
     assert sorted(await items.keys()) == ["a", "c"]
-    assert (await js.stream_info(f"KV_{binding['bucket']}")).state.consumer_count == 0
+    assert (await js.stream_info(f"KV_{bucket}")).state.consumer_count == 0

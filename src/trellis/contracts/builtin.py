@@ -8,8 +8,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
+from trellis.bindings import ContractResourceBindings
 from trellis.contracts.authoring import (
     BUILTIN_REGISTRY,
     Capability,
@@ -75,8 +82,16 @@ class BindingsGetInput(_Wire):
     digest: str | None = None
 
 
+class InstalledBinding(_Wire):
+    """What a service deployment's contract is bound to (``trellis.bindings``)."""
+
+    contract_id: str = Field(alias="contractId")
+    digest: str
+    resources: ContractResourceBindings
+
+
 class BindingsGetOutput(_Wire):
-    binding: dict[str, Any] | None = None
+    binding: InstalledBinding | None = None
 
 
 class SurfaceStatusInput(_Wire):
@@ -167,17 +182,86 @@ class RequestValidateInput(_Wire):
     capabilities: list[str] | None = None
 
 
-class Caller(_Wire):
-    type: Literal["user", "service", "device"]
+# Who a session is, in upstream's shapes (its ``CallerView`` and ``Auth.Sessions.Me``).
+# A session registered with ``trellis user add`` is a user whose identity is the operator's
+# registration: provider ``trellis``, subject the user id.
+
+
+class Identity(_Wire):
+    identity_id: str = Field(alias="identityId", min_length=1)
+    provider: str = Field(min_length=1)
+    subject: str = Field(min_length=1)
+
+
+class UserCaller(_Wire):
+    type: Literal["user"]
+    #: ``app``, or ``agent`` for every other participant kind (``cli`` included)
+    participant_kind: Literal["app", "agent"] = Field(alias="participantKind")
+    user_id: str = Field(alias="userId", min_length=1)
+    identity: Identity
+    active: bool
+    name: str
+    email: str
+    image: str | None = None
+    capabilities: list[str]
+    #: when the session last connected (RFC 3339)
+    last_auth: str = Field(alias="lastAuth")
+
+
+class ServiceCaller(_Wire):
+    type: Literal["service"]
+    #: the instance's session key
     id: str
-    capabilities: list[str] = Field(default_factory=list)
-    contract_id: str | None = Field(default=None, alias="contractId")
+    #: the deployment name
+    name: str
+    active: bool
+    capabilities: list[str]
+
+
+class DeviceCaller(_Wire):
+    """Upstream's device sessions (activated devices); this runtime has none yet."""
+
+    type: Literal["device"]
+    device_id: str = Field(alias="deviceId", min_length=1)
+    device_type: str = Field(alias="deviceType", min_length=1)
+    runtime_public_key: str = Field(alias="runtimePublicKey", min_length=1)
+    deployment_id: str = Field(alias="deploymentId", min_length=1)
+    active: bool
+    capabilities: list[str]
 
 
 class RequestValidateOutput(_Wire):
     allowed: bool
     inbox_prefix: str = Field(alias="inboxPrefix")
-    caller: Caller | None = None
+    caller: UserCaller | ServiceCaller | DeviceCaller
+
+
+class AuthenticatedUser(_Wire):
+    user_id: str = Field(alias="userId", min_length=1)
+    active: bool
+    name: str
+    email: str
+    image: str | None = None
+    capabilities: list[str]
+    identity: Identity
+    last_login: str | None = Field(default=None, alias="lastLogin")
+
+
+class SessionMe(_Wire):
+    """``Auth.Sessions.Me``: exactly one of ``user`` / ``device`` / ``service`` is set; the
+    others are sent as ``null``, as upstream's schema requires them."""
+
+    participant_kind: Literal["app", "agent", "device", "service"] = Field(alias="participantKind")
+    user: AuthenticatedUser | None
+    device: DeviceCaller | None
+    service: ServiceCaller | None
+
+    @model_serializer(mode="wrap")
+    def _with_nulls(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for key in ("user", "device", "service"):
+            data.setdefault(key, None)  # kept even when dumped with exclude_none
+        return data
 
 
 class SessionInfo(_Wire):
@@ -189,10 +273,6 @@ class SessionInfo(_Wire):
     capabilities: list[str] = Field(default_factory=list)
     created_at: str | None = Field(default=None, alias="createdAt")
     last_auth: str | None = Field(default=None, alias="lastAuth")
-
-
-class SessionMe(_Wire):
-    session: SessionInfo
 
 
 class Ack(_Wire):
@@ -546,11 +626,11 @@ trellis_jobs = Contract(
     },
 )
 
-# --- trellis.cli@v1: the operator's command line ------------------------------------------
+# --- trellis.cli@v1: the operator's command line (an ``agent``, as upstream's CLI is) -----
 
 trellis_cli = Contract(
     "trellis.cli@v1",
-    kind="cli",
+    kind="agent",
     display_name="Trellis CLI",
     description="The trellis command line used by operators.",
     uses={

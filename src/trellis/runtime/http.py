@@ -1,12 +1,27 @@
-"""The runtime's HTTP endpoints: service bootstrap and health (FastAPI).
+"""The runtime's HTTP endpoints: participant bootstrap and health (FastAPI).
+
+Both bootstrap endpoints answer in upstream's shapes (the JSON Schemas in
+``shared/conformance/upstream-wire`` are checked by ``tests/interop``), so upstream's
+client and service start against this runtime unchanged:
 
 ``POST /bootstrap/service`` is signed like the connect token (``nats-connect`` over
 ``"<iat>:<contractDigest>"``).  It tells an installed service the server's time (so its
 connect tokens carry a server-relative ``iat``), where NATS is, the shared deny-all sentinel
-credentials it connects with, and its resource bindings.  Refusals are typed:
-``iat_out_of_range`` and ``invalid_signature`` (400), ``unknown_service`` (404),
-``service_disabled`` (403), ``contract_changed`` (409; the message names the command that
-fixes the mismatch).
+credentials it connects with, and its resource bindings (``trellis.bindings``).  Refusals
+are ``{reason, message, serverNow}``: ``invalid_request``, ``iat_out_of_range`` and
+``invalid_signature`` (400), ``unknown_service`` (404), ``service_disabled`` (403),
+``contract_changed`` (409; the message names the command that fixes the mismatch).
+
+``POST /bootstrap/client`` is signed with ``bootstrap-client`` over ``iat``.  Upstream's
+client sends no contract: the runtime knows the one registered with the key (``trellis
+user add``) and answers with it, and the client compares it with its own.  Ours also sends
+its ``contractDigest``, so a mismatch is refused here (409 ``contract_changed``) with the
+command that fixes it.  Answers are HTTP 200 ``ready``, ``auth_required`` (a key the
+runtime does not know, or a disabled user: signing in again is the remedy) or
+``not_ready`` (the registered contract, or a contract it requires, is not active);
+``auth_required`` and ``not_ready`` carry our ``reason`` and ``message`` besides.  An
+``iat`` out of range is a 400 with ``serverNow`` and no ``status``, which upstream's client
+takes as "correct the clock and retry".
 """
 
 from __future__ import annotations
@@ -15,7 +30,8 @@ import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
@@ -24,39 +40,47 @@ from trellis.auth import (
     DOMAIN_NATS_CONNECT,
     IAT_SKEW_SECONDS,
     iat_in_window,
+    inbox_prefix,
     verify_domain_signature,
 )
 from trellis.nats.creds import read_creds
 from trellis.principals import Principal
+from trellis.runtime.bindings import service_binding
 from trellis.runtime.bundle import Bundle
 from trellis.runtime.state import ControlPlane
 
-__all__ = ["BootstrapRequest", "create_app"]
+__all__ = ["BootstrapRequest", "ClientBootstrapRequest", "create_app"]
+
+_SESSION_KEY = r"^[A-Za-z0-9_-]{43}$"
+_DIGEST = r"^[A-Za-z0-9_-]{1,128}$"
+_SIGNATURE = r"^[A-Za-z0-9_-]{86}$"
 
 
 class BootstrapRequest(BaseModel):
+    """``POST /bootstrap/service``.  Upstream's service may add its full manifest
+    (``contract``); ours has it installed already, so it is ignored."""
+
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
-    session_key: Annotated[str, Field(alias="sessionKey", pattern=r"^[A-Za-z0-9_-]{43}$")]
+    session_key: Annotated[str, Field(alias="sessionKey", pattern=_SESSION_KEY)]
     contract_id: Annotated[str, Field(alias="contractId", min_length=1, max_length=200)]
-    contract_digest: Annotated[
-        str, Field(alias="contractDigest", pattern=r"^[A-Za-z0-9_-]{1,128}$")
-    ]
+    contract_digest: Annotated[str, Field(alias="contractDigest", pattern=_DIGEST)]
     iat: StrictInt
-    sig: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{86}$")]
+    sig: Annotated[str, Field(pattern=_SIGNATURE)]
 
 
 class ClientBootstrapRequest(BaseModel):
-    """``POST /bootstrap/client``: signed with the ``bootstrap-client`` domain over ``iat``."""
+    """``POST /bootstrap/client``: upstream's ``{sessionKey, iat, sig}``; ``contractDigest``
+    is our optional addition (the contract the client was built with)."""
 
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
-    session_key: Annotated[str, Field(alias="sessionKey", pattern=r"^[A-Za-z0-9_-]{43}$")]
-    contract_digest: Annotated[
-        str, Field(alias="contractDigest", pattern=r"^[A-Za-z0-9_-]{1,128}$")
-    ]
+    session_key: Annotated[str, Field(alias="sessionKey", pattern=_SESSION_KEY)]
+    contract_digest: Annotated[str, Field(pattern=_DIGEST)] | None = Field(
+        default=None, alias="contractDigest"
+    )
     iat: StrictInt
-    sig: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{86}$")]
+    sig: Annotated[str, Field(pattern=_SIGNATURE)]
 
 
 def create_app(
@@ -68,18 +92,33 @@ def create_app(
 ) -> FastAPI:
     app = FastAPI(title="Trellis runtime", docs_url=None, redoc_url=None, openapi_url=None)
     sentinel = read_creds(bundle.sentinel_creds)
+    transports: dict[str, Any] = {"native": {"natsServers": bundle.config.nats.servers}}
+    if bundle.config.nats.websocket_servers:  # upstream requires at least one when present
+        transports["websocket"] = {"natsServers": bundle.config.nats.websocket_servers}
+
+    def now() -> int:
+        return int(clock())
 
     def refuse(status: int, reason: str, message: str, **extra: Any) -> JSONResponse:
+        """A non-2xx refusal: ``{reason, message, serverNow}`` and no ``status`` key (for
+        upstream's client a ``status`` marks an answer, not a refusal)."""
+        body = {"reason": reason, "message": message, "serverNow": now(), **extra}
+        return JSONResponse(body, status_code=status)
+
+    def answer(status: str, reason: str, message: str) -> JSONResponse:
+        """An HTTP 200 ``auth_required`` / ``not_ready`` answer of the client bootstrap."""
         return JSONResponse(
-            {
-                "status": "refused",
-                "reason": reason,
-                "message": message,
-                "serverNow": int(clock()),
-                **extra,
-            },
-            status_code=status,
+            {"status": status, "serverNow": now(), "reason": reason, "message": message}
         )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        """A malformed body is a 400 ``invalid_request`` refusal, as upstream answers it."""
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'body'}: {e.get('msg', '')}"
+            for e in exc.errors()
+        )
+        return refuse(400, "invalid_request", f"the request is malformed: {problems}")
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
@@ -97,6 +136,18 @@ def create_app(
         if not verify_domain_signature(session_key, domain, value, sig):
             return refuse(400, "invalid_signature", "the signature does not verify")
         return None
+
+    def connect_info(principal: Principal) -> dict[str, Any]:
+        return {
+            "sessionKey": principal.session_key,
+            "contractId": principal.contract_id,
+            "contractDigest": principal.contract_digest,
+            "transports": transports,
+            "transport": {
+                "inboxPrefix": inbox_prefix(principal.session_key),
+                "sentinel": {"jwt": sentinel.jwt, "seed": sentinel.seed},
+            },
+        }
 
     @app.post("/bootstrap/service")
     async def bootstrap_service(req: BootstrapRequest) -> JSONResponse:
@@ -127,35 +178,18 @@ def create_app(
                     "digest": principal.contract_digest,
                 },
             )
-        bindings = await cp.bindings.get(principal.name)
-        return JSONResponse(
-            {
-                "status": "ready",
-                "serverNow": int(clock()),
-                "connectInfo": connect_info(principal, "service_identity"),
-                "binding": {
-                    "contractId": principal.contract_id,
-                    "digest": principal.contract_digest,
-                    "resources": bindings.model_dump(mode="json", by_alias=True)
-                    if bindings
-                    else {},
-                },
-            }
+        binding = service_binding(
+            principal.contract_id,
+            principal.contract_digest,
+            await cp.manifest(principal.contract_digest),
+            await cp.bindings.get(principal.name),
         )
-
-    def connect_info(principal: Principal, mode: str) -> dict[str, Any]:
-        return {
-            "sessionKey": principal.session_key,
-            "contractId": principal.contract_id,
-            "contractDigest": principal.contract_digest,
-            "deployment": principal.name,
-            "transports": {
-                "native": {"natsServers": bundle.config.nats.servers},
-                "websocket": {"natsServers": bundle.config.nats.websocket_servers},
-            },
-            "transport": {"sentinel": {"jwt": sentinel.jwt, "seed": sentinel.seed}},
-            "auth": {"mode": mode, "iatSkewSeconds": IAT_SKEW_SECONDS},
-        }
+        info = connect_info(principal)
+        info["auth"] = {"mode": "service_identity", "iatSkewSeconds": IAT_SKEW_SECONDS}
+        info["deployment"] = principal.name  # ours: the deployment this instance belongs to
+        return JSONResponse(
+            {"status": "ready", "serverNow": now(), "connectInfo": info, "binding": binding}
+        )
 
     @app.post("/bootstrap/client")
     async def bootstrap_client(req: ClientBootstrapRequest) -> JSONResponse:
@@ -164,10 +198,18 @@ def create_app(
             return refusal
         principal = await cp.principals.get(req.session_key)
         if principal is None or principal.kind != "user":
-            return refuse(404, "session_not_found", "this key is not registered (trellis user add)")
+            return answer(
+                "auth_required",
+                "session_not_found",
+                "this key is not registered (`trellis user add <id> -c <contract> -k <key>`)",
+            )
         if principal.disabled:
-            return refuse(403, "user_inactive", f"user {principal.name!r} is inactive")
-        if principal.contract_digest != req.contract_digest:
+            return answer(
+                "auth_required",
+                "user_inactive",
+                f"user {principal.name!r} is inactive (`trellis user enable {principal.name}`)",
+            )
+        if req.contract_digest is not None and principal.contract_digest != req.contract_digest:
             return refuse(
                 409,
                 "contract_changed",
@@ -176,15 +218,28 @@ def create_app(
                 f"{principal.contract_digest}): register it again with `trellis user add "
                 f"{principal.name} -c <contract> -k {principal.session_key}` (grants are kept)",
             )
+        inactive = await _inactive_contracts(cp, principal)
+        if inactive:
+            return answer(
+                "not_ready",
+                "contract_not_active",
+                f"{principal.contract_id} cannot connect: not installed: {', '.join(inactive)}",
+            )
         return JSONResponse(
-            {
-                "status": "ready",
-                "serverNow": int(clock()),
-                "connectInfo": connect_info(principal, "session_key"),
-            }
+            {"status": "ready", "serverNow": now(), "connectInfo": connect_info(principal)}
         )
 
     return app
+
+
+async def _inactive_contracts(cp: ControlPlane, principal: Principal) -> list[str]:
+    """The registered contract if it is gone, else the contracts it requires that are not
+    active: what would make the callout refuse this session."""
+    manifest = await cp.manifest(principal.contract_digest)
+    if manifest is None:
+        return [f"{principal.contract_id} (digest {principal.contract_digest})"]
+    active = await cp.active_manifests()
+    return sorted({u.contract for u in manifest.uses.required.values()} - set(active))
 
 
 def _service_mismatch(principal: Principal, contract_id: str, digest: str) -> str:

@@ -29,11 +29,13 @@ from nats.js.errors import NotFoundError
 
 from trellis.auth.keys import decode_public_key
 from trellis.contracts import Manifest, contract_digest
+from trellis.contracts.builtin import BUILTIN_CONTRACTS
 from trellis.contracts.compat import check_compatible
 from trellis.contracts.manifest import subject_wildcard
 from trellis.contracts.model import EventConsumer, StreamResource
 from trellis.ids import now_iso, ulid
 from trellis.principals import Principal
+from trellis.runtime.bindings import consumer_settings
 from trellis.runtime.permissions import (
     EventConsumerBinding,
     KvBinding,
@@ -120,7 +122,8 @@ class Installer:
             raise InstallError(
                 "subject_collision", "subjects collide with another contract", collisions
             )
-        if current is not None and current.digest != contract_digest(manifest.dump()):
+        digest = contract_digest(manifest.dump())
+        if current is not None and current.digest != digest and not _runtime_owned(cid, digest):
             old = await self.cp.contracts.get(current.digest)
             if old is not None:
                 problems = check_compatible(old.manifest, manifest)
@@ -354,7 +357,12 @@ class Installer:
             filters = _consumer_filters(manifest, consumer_spec, active)
             await self._ensure_consumer(consumer, filters, consumer_spec)
             consumer_bindings.append(
-                EventConsumerBinding(group=group, stream=EVENTS_STREAM, consumer=consumer)
+                EventConsumerBinding(
+                    group=group,
+                    stream=EVENTS_STREAM,
+                    consumer=consumer,
+                    filter_subjects=tuple(filters),
+                )
             )
         return ServiceBindings(
             kv=tuple(kv_bindings),
@@ -388,14 +396,15 @@ class Installer:
     async def _ensure_consumer(
         self, consumer: str, filters: list[str], spec: EventConsumer
     ) -> None:
+        settings = consumer_settings(spec)  # what the service's binding reports
         config = ConsumerConfig(
             durable_name=consumer,
             name=consumer,
             ack_policy=AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL if spec.replay == "all" else DeliverPolicy.NEW,
-            ack_wait=spec.ack_wait_ms / 1000 if spec.ack_wait_ms else 30.0,
-            max_deliver=spec.max_deliver or -1,
-            backoff=[b / 1000 for b in spec.backoff_ms] if spec.backoff_ms else None,
+            ack_wait=settings["ackWaitMs"] / 1000,
+            max_deliver=settings["maxDeliver"],
+            backoff=[b / 1000 for b in settings["backoffMs"]] or None,
             filter_subjects=filters if len(filters) > 1 else None,
             filter_subject=filters[0] if len(filters) == 1 else None,
             max_ack_pending=spec.concurrency * 64,
@@ -426,6 +435,14 @@ async def _kick_twice(kick: Kicker, keys: list[str]) -> None:
 
 
 _BACKGROUND: set[asyncio.Task[None]] = set()
+
+
+def _runtime_owned(contract_id: str, digest: str) -> bool:
+    """Exactly the version of a Trellis-owned contract this runtime ships: it replaces the
+    active one even when incompatible (the runtime serves only its own version; refusing it
+    would keep a runtime from starting on the state an older one left)."""
+    builtin = BUILTIN_CONTRACTS.get(contract_id)
+    return builtin is not None and builtin.digest == digest
 
 
 def _owned_subjects(manifest: Manifest) -> dict[str, str]:

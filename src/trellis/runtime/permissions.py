@@ -174,6 +174,8 @@ class EventConsumerBinding(_Binding):
     group: str
     stream: str
     consumer: str
+    #: the event subjects the consumer was created with (reported in the service's binding)
+    filter_subjects: tuple[str, ...] = Field(default=(), alias="filterSubjects")
 
 
 class JobQueueBinding(_Binding):

@@ -151,26 +151,21 @@ class TrellisService(Participant):
     async def _open_resources(self) -> None:
         resources = self.info.resources
         handles: dict[str, KvHandle[Any]] = {}
-        for binding in resources.get("kv") or []:
-            spec = self.contract.kv.get(binding["alias"])
-            if spec is None:
-                continue
-            handles[binding["alias"]] = KvHandle(
-                binding["alias"], await self.js.key_value(binding["bucket"]), spec.model
-            )
+        for alias, kv in resources.kv.items():
+            spec = self.contract.kv.get(alias)
+            if spec is not None:
+                handles[alias] = KvHandle(alias, await self.js.key_value(kv.bucket), spec.model)
         self.kv = KvNamespace(handles)
         self.streams = StreamNamespace(
             {
-                b["alias"]: StreamHandle(b["alias"], self.js, b["stream"], list(b["subjects"]))
-                for b in resources.get("streams") or []
+                alias: StreamHandle(alias, self.js, stream.stream, stream.subjects)
+                for alias, stream in resources.streams.items()
             }
         )
 
     def _build_consumers(self) -> None:
         """One pull loop per declared group that has a handler (mounted before ``start``)."""
-        resources = self.info.resources
-        for binding in resources.get("eventConsumers") or []:
-            group = binding["group"]
+        for group, binding in self.info.resources.event_consumers.items():
             handler = self._consumer_handlers.get(group)
             if handler is None:
                 continue
@@ -178,8 +173,8 @@ class TrellisService(Participant):
             self._consumers[group] = EventConsumer(
                 self.js,
                 group,
-                binding["stream"],
-                binding["consumer"],
+                binding.stream,
+                binding.consumer_name,
                 list(self._events.values()),
                 handler,
                 concurrency=group_spec.concurrency,
