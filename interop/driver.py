@@ -487,37 +487,47 @@ async def _generated_sdk_call(dep: LocalDeployment, echo_file: Path, workdir: Pa
 # ---------------------------------------------------------------- upstream's jobs and consumers
 
 
-async def worker_scenario(dep: LocalDeployment, up: Upstream, workdir: Path) -> Scenario:
-    """Upstream's service runtime consumes our inventory's event through a durable group and
-    runs a job per item: the eventConsumers and jobs bindings, used by upstream's code."""
+async def _start_upstream_part(
+    dep: LocalDeployment, up: Upstream, workdir: Path, part: str, result: Scenario
+) -> dict[str, str] | None:
+    """Emit, check and install the ``part`` service of upstream_worker.ts; the environment
+    to serve it with, or None when a step failed."""
+    env = _env(INVENTORY_MANIFEST=str(workdir / "inventory.json"))
+    made = await _run_json(up.command("upstream_worker.ts", part, "manifest"), env)
+    ours = _our_digest(made["manifest"])
+    agrees = ours == made["digest"]
+    result.steps.append(
+        Step(f"{part} digest agrees", agrees, {"upstream": made["digest"], "ours": ours})
+    )
+    manifest = workdir / f"interop-{part}.json"
+    manifest.write_text(json.dumps(made["manifest"]))
+    key = SessionKey.generate()
+    seed = workdir / f"{part}.seed"
+    seed.write_text(key.seed + "\n")
+    name = f"interop-{part}"
+    code, out = await _trellis(
+        dep, "service", "install", str(manifest), "-n", name, "-k", key.public_key
+    )
+    result.steps.append(Step(f"trellis service install ({part})", code == 0, out))
+    if code != 0:
+        return None
+    return {**env, "TRELLIS_URL": dep.runtime_url, "INTEROP_SEED_FILE": str(seed)}
+
+
+async def consumer_scenario(dep: LocalDeployment, up: Upstream, workdir: Path) -> Scenario:
+    """Upstream's service runtime consumes our inventory's event through a durable
+    eventConsumers group: that binding and its permissions, used by upstream's code."""
     from examples.inventory.contract import CREATE_ITEM, NewItem, inventory_cli
 
     result = Scenario()
-    manifest_file = await _serve_inventory(dep, workdir)
-    env = _env(INVENTORY_MANIFEST=str(manifest_file))
-    worker = await _run_json(up.command("upstream_worker.ts", "manifest"), env)
-    ours = _our_digest(worker["manifest"])
-    agrees = ours == worker["digest"]
-    result.steps.append(
-        Step("worker digest agrees", agrees, {"upstream": worker["digest"], "ours": ours})
-    )
-    worker_file = workdir / "interop-worker.json"
-    worker_file.write_text(json.dumps(worker["manifest"]))
-    key = SessionKey.generate()
-    seed = workdir / "worker.seed"
-    seed.write_text(key.seed + "\n")
-    code, out = await _trellis(
-        dep, "service", "install", str(worker_file), "-n", "interop-worker", "-k", key.public_key
-    )
-    result.steps.append(Step("trellis service install (worker)", code == 0, out))
-    if code != 0:
+    await _serve_inventory(dep, workdir)
+    env = await _start_upstream_part(dep, up, workdir, "consumer", result)
+    if env is None:
         return result
-
-    env = {**env, "TRELLIS_URL": dep.runtime_url, "INTEROP_SEED_FILE": str(seed)}
-    async with _process(up.command("upstream_worker.ts", "serve"), env) as proc:
+    async with _process(up.command("upstream_worker.ts", "consumer", "serve"), env) as proc:
         lines = _Lines(proc)
         ready = await lines.wait_for(lambda d: "ready" in d)
-        result.steps.append(Step("upstream worker bootstraps", bool(ready.get("ready")), ready))
+        result.steps.append(Step("upstream consumer bootstraps", bool(ready.get("ready")), ready))
         if ready.get("ready"):
             creator = await dep.user(
                 "creator", inventory_cli, ["inventory::items.read", "inventory::items.write"]
@@ -530,8 +540,30 @@ async def worker_scenario(dep: LocalDeployment, up: Upstream, workdir: Path) -> 
             result.steps.append(
                 Step("durable consumer gets the event", consumed.get("itemId") == item.id, consumed)
             )
+        await _stop(proc)
+        result.stderr = "\n".join(lines.other[-40:]) + await _stderr_of(proc)
+    return result
+
+
+async def jobs_scenario(dep: LocalDeployment, up: Upstream, workdir: Path) -> Scenario:
+    """Upstream's service runtime runs a job of its own queue: the jobs binding and the
+    streams and consumers behind it, used by upstream's code."""
+    result = Scenario()
+    from examples.inventory.contract import inventory
+
+    (workdir / "inventory.json").write_text(json.dumps(inventory.manifest))
+    env = await _start_upstream_part(dep, up, workdir, "jobs", result)
+    if env is None:
+        return result
+    async with _process(up.command("upstream_worker.ts", "jobs", "serve"), env) as proc:
+        lines = _Lines(proc)
+        ready = await lines.wait_for(lambda d: "ready" in d)
+        result.steps.append(
+            Step("upstream jobs service bootstraps", bool(ready.get("ready")), ready)
+        )
+        if ready.get("ready"):
             done = await lines.wait_for(lambda d: d.get("milestone") == "job done")
-            result.steps.append(Step("job runs", done.get("itemId") == item.id, done))
+            result.steps.append(Step("job runs", done.get("itemId") == "interop-job-1", done))
         await _stop(proc)
         result.stderr = "\n".join(lines.other[-40:]) + await _stderr_of(proc)
     return result
@@ -567,7 +599,12 @@ class _Lines:
 # ---------------------------------------------------------------- command line
 
 
-SCENARIOS = {"client": client_scenario, "service": service_scenario, "worker": worker_scenario}
+SCENARIOS = {
+    "client": client_scenario,
+    "service": service_scenario,
+    "consumer": consumer_scenario,
+    "jobs": jobs_scenario,
+}
 
 
 async def run(which: str) -> dict[str, Scenario]:

@@ -47,13 +47,20 @@ SERVICE_CHECKS = [
 ]
 
 
-#: upstream's service runtime consuming our event through a durable group and running a job
-WORKER_CHECKS = [
-    "worker digest agrees",
-    "trellis service install (worker)",
-    "upstream worker bootstraps",
+#: upstream's service runtime consuming our event through a durable group
+CONSUMER_CHECKS = [
+    "consumer digest agrees",
+    "trellis service install (consumer)",
+    "upstream consumer bootstraps",
     "our service publishes Items.Created",
     "durable consumer gets the event",
+]
+
+#: upstream's service runtime running a job of its own queue
+JOBS_CHECKS = [
+    "jobs digest agrees",
+    "trellis service install (jobs)",
+    "upstream jobs service bootstraps",
     "job runs",
 ]
 
@@ -87,6 +94,11 @@ def test_upstream_service(scenarios: dict[str, Scenario], name: str) -> None:
     _check(scenarios["service"], name)
 
 
-@pytest.mark.parametrize("name", WORKER_CHECKS)
-def test_upstream_jobs_and_consumers(scenarios: dict[str, Scenario], name: str) -> None:
-    _check(scenarios["worker"], name)
+@pytest.mark.parametrize("name", CONSUMER_CHECKS)
+def test_upstream_durable_consumer(scenarios: dict[str, Scenario], name: str) -> None:
+    _check(scenarios["consumer"], name)
+
+
+@pytest.mark.parametrize("name", JOBS_CHECKS)
+def test_upstream_jobs(scenarios: dict[str, Scenario], name: str) -> None:
+    _check(scenarios["jobs"], name)
