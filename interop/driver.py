@@ -39,8 +39,8 @@ STEP_TIMEOUT = 120.0
 #: how long a running TS service may stay silent before a milestone it should report is
 #: given up on (upstream's service stalls rather than exits when its job workers cannot start)
 MILESTONE_TIMEOUT = 30.0
-#: steps recorded but not required: how a request without proof headers is answered is
-#: issue 10 item 2, still to be decided
+#: steps recorded but not required: ours does not answer a request without proof headers,
+#: by decision (docs/protocol.md); upstream's does
 INFORMATIONAL = frozenset({"missing proof"})
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -54,7 +54,7 @@ class Step:
     step: str
     ok: bool
     detail: Any = None
-    #: False for what is only recorded (behaviour still being decided, see docs/interop.md)
+    #: False for what is only recorded (where we differ from upstream on purpose)
     required: bool = True
 
 
@@ -408,7 +408,7 @@ async def service_scenario(dep: LocalDeployment, up: Upstream, workdir: Path) ->
 
 async def _missing_proof(dep: LocalDeployment, key: SessionKey, contract_file: Path) -> Step:
     """A request with no proof headers to upstream's service, on a bare admitted connection:
-    what upstream answers (recorded for issue 10 item 2)."""
+    what upstream answers (recorded: ours differs on purpose, see docs/protocol.md)."""
     from trellis.contracts.manifest import contract_digest
 
     digest = contract_digest(json.loads(await asyncio.to_thread(contract_file.read_text)))

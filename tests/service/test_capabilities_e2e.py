@@ -112,6 +112,11 @@ async def test_grants_and_revocations_apply_to_the_next_call_without_reconnectin
     refused = await create()
     assert _denied(refused), refused
     assert isinstance(refused, Err) and "inventory::items.write" in refused.error.message
+    # upstream's services say the same in the context: what is required, what is held
+    assert refused.error.context == {
+        "requiredCapabilities": [WRITE],
+        "userCapabilities": [READ],
+    }
     # what it holds still works (a declared error is an authorized answer)
     got = await client.call("Items.Get", {"id": "item0"})
     assert isinstance(got, Err) and got.error.type == "ItemNotFound"

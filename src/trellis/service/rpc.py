@@ -356,7 +356,13 @@ class RpcServer:
             missing = sorted(set(method.required) - set(principal.capabilities))
             return Err(
                 AuthError(
-                    f"missing capabilities: {', '.join(missing)}", reason="insufficient_permissions"
+                    f"missing capabilities: {', '.join(missing)}",
+                    reason="insufficient_permissions",
+                    # what upstream's services put there too
+                    context={
+                        "requiredCapabilities": list(method.required),
+                        "userCapabilities": list(principal.capabilities),
+                    },
                 )
             )
         try:
