@@ -9,6 +9,7 @@ also starts against an upstream runtime."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import ssl
@@ -74,11 +75,14 @@ async def _signed_bootstrap(
     timeout: float,
 ) -> Result[tuple[dict[str, Any], float], AuthError | TransportError]:
     """POST a body signed over ``iat``; on ``iat_out_of_range`` retry once with the server's
-    time (``serverNow``).  Returns the ready reply and the measured clock offset."""
+    time (``serverNow``), on ``rate_limited`` (429) after its ``Retry-After`` while
+    ``timeout`` allows.  Returns the ready reply and the measured clock offset."""
     offset = 0.0
     base_url = trellis_url.rstrip("/")
+    give_up = time.monotonic() + timeout
+    clock_retried = False
     async with httpx.AsyncClient(base_url=base_url, timeout=timeout, verify=_tls()) as http:
-        for _attempt in range(2):
+        while True:
             sent = time.time()
             try:
                 response = await http.post(path, json=signed_body(int(sent + offset)))
@@ -103,9 +107,27 @@ async def _signed_bootstrap(
                 return Ok((data, offset))
             # ``auth_required`` / ``not_ready`` (HTTP 200) or a refusal: its reason says why
             reason = data.get("reason") or status or f"http_{response.status_code}"
-            if reason != "iat_out_of_range":
-                return Err(AuthError(data.get("message") or reason, reason=reason))
-    return Err(AuthError("this clock is too far from the runtime's", reason="iat_out_of_range"))
+            if reason == "rate_limited":
+                wait = _retry_after(response)
+                if time.monotonic() + wait < give_up:
+                    await asyncio.sleep(wait)
+                    continue
+            elif reason == "iat_out_of_range" and not clock_retried:
+                clock_retried = True
+                continue
+            if reason == "iat_out_of_range":
+                return Err(
+                    AuthError("this clock is too far from the runtime's", reason="iat_out_of_range")
+                )
+            return Err(AuthError(data.get("message") or reason, reason=reason))
+
+
+def _retry_after(response: httpx.Response) -> float:
+    """The seconds a 429 asks to wait (1 when it does not say, at most 10)."""
+    try:
+        return min(10.0, max(0.0, float(response.headers.get("retry-after", "1"))))
+    except ValueError:
+        return 1.0
 
 
 def _info(data: dict[str, Any], offset: float) -> BootstrapInfo:

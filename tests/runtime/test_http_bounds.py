@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from examples.inventory.contract import inventory
+from examples.inventory.contract import inventory, inventory_cli
 
 from trellis.auth import connect_token
 from trellis.testing import LocalDeployment, local_deployment
@@ -129,3 +129,17 @@ async def test_one_source_is_rate_limited_and_connects_keep_being_admitted(
     await flooding
     assert 429 in statuses and 400 in statuses  # the first ones were answered, then limited
     assert admitted >= 1
+
+
+async def test_a_client_bootstrapping_while_its_source_is_limited_waits_and_connects(
+    stack: LocalDeployment,
+) -> None:
+    """Our bootstrap honours 429's Retry-After instead of failing: many processes started
+    at once from one machine (``trellis serve --processes N``) all get in."""
+    await stack.install(inventory)
+    key = await stack.user("erin", inventory_cli, ["inventory::items.read"])
+    async with httpx.AsyncClient(base_url=stack.runtime_url, timeout=30) as http:
+        statuses = [(await http.post("/bootstrap/client", json={})).status_code for _ in range(60)]
+    assert statuses[-1] == 429  # this address is out of tokens now
+    client = await stack.connect_client(inventory_cli, key)
+    assert client.nc.is_connected
