@@ -12,12 +12,12 @@ import nats
 import pytest
 from examples.inventory.contract import GetItem, Item, inventory
 
-from tests.runtime.support import eventually
+from tests.runtime.support import caller, eventually
 from trellis.auth import SessionKey
 from trellis.calls import RpcClient, rpc_targets
 from trellis.nats import settle
 from trellis.nats.server import NatsServer, free_ports
-from trellis.principals import Principal, PrincipalCache
+from trellis.principals import PrincipalCache
 from trellis.result import Err, Ok, TransportError
 from trellis.service.rpc import ReplayGuard, RequestContext, RpcServer
 
@@ -45,17 +45,7 @@ async def test_requests_beyond_the_bound_are_refused_before_a_task_or_a_verifica
     server_url: str,
 ) -> None:
     key = SessionKey.generate()
-    principals = PrincipalCache()
-    principals.put(
-        Principal(
-            session_key=key.public_key,
-            kind="user",
-            name="caller",
-            contract_id="caller@v1",
-            contract_digest="caller",
-            capabilities=("inventory::items.read",),
-        )
-    )
+    principals = caller(key)
     snc = await nats.connect(server_url)
     cnc = await nats.connect(server_url, inbox_prefix=key.inbox_prefix)
     server = RpcServer(snc, inventory, principals, max_concurrency=1, max_pending=2)
@@ -149,17 +139,7 @@ async def test_requests_without_a_verifiable_proof_are_dropped_before_a_task(
     such requests cost a header check each, get no answer, no task and no verification,
     and never count against the request bound; over-long headers likewise."""
     key = SessionKey.generate()
-    principals = PrincipalCache()
-    principals.put(
-        Principal(
-            session_key=key.public_key,
-            kind="user",
-            name="caller",
-            contract_id="caller@v1",
-            contract_digest="caller",
-            capabilities=("inventory::items.read",),
-        )
-    )
+    principals = caller(key)
     snc = await nats.connect(server_url)
     cnc = await nats.connect(server_url, inbox_prefix=key.inbox_prefix)
     server = RpcServer(snc, inventory, principals, max_concurrency=1, max_pending=1)

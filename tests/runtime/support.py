@@ -14,8 +14,10 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from pydantic import BaseModel
 
+from trellis.auth import SessionKey
 from trellis.contracts import Contract, event, rpc
 from trellis.nats import settle
+from trellis.principals import Principal, PrincipalCache
 from trellis.testing import LocalDeployment
 
 
@@ -131,3 +133,24 @@ class Collector:
     @property
     def subjects(self) -> list[str]:
         return [m.subject for m in self.messages]
+
+
+def caller_principal(key: SessionKey, *, disabled: bool = False) -> Principal:
+    """A user allowed to read the inventory, for tests serving an ``RpcServer`` without a
+    runtime."""
+    return Principal(
+        session_key=key.public_key,
+        kind="user",
+        name="caller",
+        contract_id="caller@v1",
+        contract_digest="caller",
+        capabilities=("inventory::items.read",),
+        disabled=disabled,
+    )
+
+
+def caller(key: SessionKey) -> PrincipalCache:
+    """A principal cache holding :func:`caller_principal`."""
+    principals = PrincipalCache()
+    principals.put(caller_principal(key))
+    return principals

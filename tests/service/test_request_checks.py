@@ -20,30 +20,19 @@ import pytest
 from examples.inventory.contract import GetItem, Item, inventory
 from nats.aio.client import Client as NatsClient
 
+from tests.runtime.support import caller, caller_principal
 from trellis.auth import SessionKey
 from trellis.calls import RpcClient, rpc_targets
 from trellis.ids import ulid
 from trellis.nats import settle
 from trellis.nats.server import NatsServer, free_ports
-from trellis.principals import Principal, PrincipalCache
+from trellis.principals import PrincipalCache
 from trellis.result import AuthError, Err, Ok, Result, TrellisError
 from trellis.service.rpc import RequestContext, RpcServer
 from trellis.wire import HEADER_STATUS, STATUS_ERROR, request_headers
 
 READ = "inventory::items.read"
 SUBJECT = "rpc.v1.Items.Get"
-
-
-def _principal(key: SessionKey, *, disabled: bool = False) -> Principal:
-    return Principal(
-        session_key=key.public_key,
-        kind="user",
-        name="caller",
-        contract_id="caller@v1",
-        contract_digest="caller",
-        capabilities=(READ,),
-        disabled=disabled,
-    )
 
 
 @dataclass
@@ -77,8 +66,7 @@ async def nats_url(tmp_path: Path) -> AsyncIterator[str]:
 async def serving(nats_url: str, clock: Callable[[], float] = time.time) -> AsyncIterator[Served]:
     """``Items.Get`` served on a service running on ``clock``, and its registered caller."""
     key = SessionKey.generate()
-    principals = PrincipalCache()
-    principals.put(_principal(key))
+    principals = caller(key)
     snc = await nats.connect(nats_url)
     cnc = await nats.connect(nats_url, inbox_prefix=key.inbox_prefix)
     server = RpcServer(snc, inventory, principals, clock=clock)
@@ -155,7 +143,7 @@ async def test_a_disabled_callers_next_call_is_refused_as_an_unknown_session(
 ) -> None:
     async with serving(nats_url) as served:
         assert await served.client.call("Items.Get", GetItem(id="1")) == SERVED
-        served.principals.put(_principal(served.key, disabled=True))
+        served.principals.put(caller_principal(served.key, disabled=True))
         _refused(await served.client.call("Items.Get", GetItem(id="1")), "session_not_found")
-        served.principals.put(_principal(served.key))
+        served.principals.put(caller_principal(served.key))
         assert await served.client.call("Items.Get", GetItem(id="1")) == SERVED
