@@ -303,21 +303,22 @@ class Installer:
             current = await self.cp.active.get(active_key(deployment.contract_id))
             if current is not None and current.deployment == name:
                 await self.cp.active.delete(active_key(deployment.contract_id))
-            bindings = await self.cp.bindings.get(name)
-            if bindings is not None:
-                left = await self._delete_resources(bindings)
-                if left != bindings:
-                    await self.cp.bindings.put(name, left)
-                if left.kv or left.streams or left.event_consumers:
-                    raise InstallError(
-                        "remove_incomplete",
-                        f"{name!r} no longer runs, but some of its resources could not be "
-                        "deleted; run remove again",
-                        _resource_names(left),
-                    )
-            await self.cp.bindings.delete(name)
-            await self.cp.deployments.delete(name)
+            bindings = await self.cp.bindings.get(name) or ServiceBindings()
+            remaining = await self._delete_resources(bindings)
+            left = _resource_names(remaining)
+            if left:  # the deployment stays, to be removed again
+                await self.cp.bindings.put(name, remaining)
+            else:
+                await self.cp.bindings.delete(name)
+                await self.cp.deployments.delete(name)
         await _kick_twice(kick, deployment.instance_keys)
+        if left:
+            raise InstallError(
+                "remove_incomplete",
+                f"{name!r} no longer runs, but some of its resources could not be deleted; "
+                "run remove again",
+                left,
+            )
         log.info("removed %s (%s)", name, ", ".join(_resource_names(bindings)) or "no resources")
         return deployment
 
