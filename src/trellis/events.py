@@ -99,7 +99,7 @@ def event_subject(definition: EventDefinition, body: Mapping[str, Any]) -> str:
     for pointer in definition.params:
         value = resolve_pointer(body, pointer)
         token = str(value).lower() if isinstance(value, bool) else str(value)
-        if not _TOKEN.match(token):
+        if not _TOKEN.fullmatch(token):
             raise ValueError(f"{pointer} = {token!r} cannot be a subject token")
         subject = subject.replace("{" + pointer + "}", token, 1)
     return subject
@@ -121,7 +121,7 @@ def filter_subject(definition: EventDefinition, filters: Mapping[str, Any]) -> s
     for pointer in definition.params:
         value = values.get(pointer)
         part = "*" if value is None else str(value)
-        if value is not None and not _TOKEN.match(part):
+        if value is not None and not _TOKEN.fullmatch(part):
             raise ValueError(f"{pointer} = {part!r} cannot be a subject token")
         subject = subject.replace("{" + pointer + "}", part, 1)
     return subject

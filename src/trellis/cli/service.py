@@ -287,7 +287,8 @@ def remove(
     home: HomeOption = DEFAULT_HOME,
     as_json: JsonFlag = False,
 ) -> None:
-    """Remove a service (its KV buckets and streams are kept; delete them deliberately)."""
+    """Remove a service and everything its installs made: its records, event consumers,
+    streams and KV buckets (their data is deleted)."""
     _call(home, auth.AUTH_DEPLOYMENTS_REMOVE, {"name": name}, as_json)
     if as_json:
         emit_json({"removed": name})

@@ -64,7 +64,7 @@ _TEMPLATE_TOKEN = re.compile(r"^\{(/[^{}]*)\}$")
 
 def subject_wildcard(subject: str) -> str:
     """Replace every ``{/ptr}`` token with ``*`` (permissions, subscriptions, collisions)."""
-    return ".".join("*" if _TEMPLATE_TOKEN.match(tok) else tok for tok in subject.split("."))
+    return ".".join("*" if _TEMPLATE_TOKEN.fullmatch(tok) else tok for tok in subject.split("."))
 
 
 def event_subject_template(name: str, version: str, params: Iterable[str]) -> str:

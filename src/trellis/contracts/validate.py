@@ -137,7 +137,7 @@ class _Checker:
         self.problems.append(Problem(path, message))
 
     def run(self) -> list[Problem]:
-        if not CONTRACT_ID.match(self.m.id):
+        if not CONTRACT_ID.fullmatch(self.m.id):
             self.add("id", f"{self.m.id!r} is not a contract id of the form 'name@vN'")
         self.check_capability_declarations()
         self.check_surfaces()
@@ -163,7 +163,7 @@ class _Checker:
                 self.add(
                     path, f"capability {key!r} is outside this contract's namespace {self.ns!r}"
                 )
-            if not CAPABILITY_LOCAL.match(local):
+            if not CAPABILITY_LOCAL.fullmatch(local):
                 self.add(path, f"capability name {local!r} must be lowercase dotted words")
             for prefix in {f"{self.ns}.", f"{leaf}."}:
                 if local.startswith(prefix):
@@ -186,9 +186,9 @@ class _Checker:
         subjects: dict[str, str] = {}
         for section, name, surface in self.m.surfaces():
             base = f"{section}.{name}"
-            if not SURFACE_NAME.match(name):
+            if not SURFACE_NAME.fullmatch(name):
                 self.add(base, f"{name!r} is not a valid surface name (dotted words)")
-            if not VERSION.match(surface.version):
+            if not VERSION.fullmatch(surface.version):
                 self.add(f"{base}.version", f"{surface.version!r} is not a version like 'v1'")
             self.check_subject(f"{base}.subject", surface.subject, section)
             wildcard = subject_wildcard(surface.subject)
@@ -213,7 +213,7 @@ class _Checker:
         for token in tokens:
             if section == "events" and token.startswith("{"):
                 continue
-            if not SUBJECT_TOKEN.match(token):
+            if not SUBJECT_TOKEN.fullmatch(token):
                 self.add(path, f"subject {subject!r} has an invalid token {token!r}")
                 return
         if tokens[0] != section:
@@ -223,7 +223,7 @@ class _Checker:
         params = event.params
         tokens = [t[1:-1] for t in event.subject.split(".") if t.startswith("{")]
         for token in tokens:
-            if not POINTER.match(token):
+            if not POINTER.fullmatch(token):
                 self.add(f"{base}.subject", f"template token {{{token}}} is not a JSON pointer")
         if tokens != params:
             self.add(
@@ -236,7 +236,7 @@ class _Checker:
         if schema is None:
             return
         for index, pointer in enumerate(params):
-            if not POINTER.match(pointer):
+            if not POINTER.fullmatch(pointer):
                 self.add(f"{base}.params[{index}]", f"{pointer!r} is not a JSON pointer")
                 continue
             target = _schema_at_pointer(schema, pointer)
@@ -262,9 +262,9 @@ class _Checker:
         for group, entries in (("required", uses.required), ("optional", uses.optional)):
             for alias, use in entries.items():
                 path = f"uses.{group}.{alias}"
-                if not ALIAS.match(alias):
+                if not ALIAS.fullmatch(alias):
                     self.add(path, f"alias {alias!r} must be a single word")
-                if not CONTRACT_ID.match(use.contract):
+                if not CONTRACT_ID.fullmatch(use.contract):
                     self.add(f"{path}.contract", f"{use.contract!r} is not a contract id")
                     continue
                 target = self.known.get(use.contract)
@@ -290,7 +290,7 @@ class _Checker:
         ):
             for alias in aliases:
                 path = f"resources.{kind}.{alias}"
-                if not ALIAS.match(alias):
+                if not ALIAS.fullmatch(alias):
                     self.add(path, f"alias {alias!r} must be a single word")
                 owner = seen.setdefault(alias, path)
                 if owner != path:
@@ -298,8 +298,8 @@ class _Checker:
         for alias, stream in resources.streams.items():
             for index, subject in enumerate(stream.subjects):
                 tokens = subject.split(".")
-                ok = all(SUBJECT_TOKEN.match(t) or t == "*" for t in tokens[:-1]) and (
-                    SUBJECT_TOKEN.match(tokens[-1]) or tokens[-1] in ("*", ">")
+                ok = all(SUBJECT_TOKEN.fullmatch(t) or t == "*" for t in tokens[:-1]) and (
+                    SUBJECT_TOKEN.fullmatch(tokens[-1]) or tokens[-1] in ("*", ">")
                 )
                 if not ok:
                     self.add(
@@ -309,7 +309,7 @@ class _Checker:
 
     def check_jobs_and_schemas(self) -> None:
         for queue in self.m.jobs:
-            if not ALIAS.match(queue):
+            if not ALIAS.fullmatch(queue):
                 self.add(f"jobs.{queue}", f"queue name {queue!r} must be a single word")
         exports = self.m.exports.schemas
         if len(set(exports)) != len(exports):

@@ -4,8 +4,14 @@ contract against the service's public session key).
 Install validates the contract against the active catalog, keeps one active digest per
 contract id (a new digest of the same id must be compatible), provisions the declared
 resources under physical names that stay stable across upgrades, and records the bindings
-and the principal of each instance key.  Removing a service keeps its data: buckets and
-streams are left in place for the operator to delete deliberately.
+and the principal of each instance key.
+
+Install is all-or-nothing: every step that changes something records how to undo it, and a
+failure part-way undoes what this call did, newest first, leaving what existed before as it
+was (a half-done install would keep the contract active and its name owned, with no
+deployment record to remove).  Removing a service deletes everything its installs made:
+records, event consumers, streams and KV buckets (nothing else would ever find them again:
+a new install of the same name provisions new ones).
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from nats.js.api import (
     AckPolicy,
@@ -26,6 +32,7 @@ from nats.js.api import (
 )
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
+from pydantic import BaseModel
 
 from trellis.auth.keys import decode_public_key
 from trellis.contracts import Manifest, contract_digest
@@ -49,19 +56,21 @@ from trellis.runtime.state import (
     ContractRecord,
     ControlPlane,
     Deployment,
+    Table,
     active_key,
     ensure_bucket,
 )
 from trellis.subjects import subjects_overlap
 
-__all__ = ["EVENTS_STREAM", "InstallError", "Installer"]
+__all__ = ["EVENTS_STREAM", "InstallError", "Installer", "check_key", "check_not_reserved"]
 
 log = logging.getLogger("trellis.runtime.install")
 
 EVENTS_STREAM = "trellis"
-DEPLOYMENT_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+DEPLOYMENT_NAME = re.compile(r"[a-z][a-z0-9-]{0,62}")  # always ``fullmatch``: ``$`` takes "\n"
 
 Kicker = Callable[[str], Awaitable[int]]
+M = TypeVar("M", bound=BaseModel)
 
 
 class InstallError(Exception):
@@ -168,6 +177,7 @@ class Installer:
         check_key(public_key)
         async with self.cp.lock:
             normalized, digest = await self.parse(manifest)
+            check_not_reserved(normalized, digest)
             if normalized.kind != "service":
                 raise InstallError(
                     "not_a_service", f"{normalized.id} is a {normalized.kind} contract"
@@ -186,13 +196,12 @@ class Installer:
                 )
             await self.check_activation(normalized, name)
             await self._check_key_free(public_key, name)
-            bindings = await self._provision(normalized, name)
-            await self.activate(normalized, digest, name)
+            capabilities = await self._granted_capabilities(normalized)
             keys = list(existing.instance_keys) if existing else []
             if public_key not in keys:
                 keys.append(public_key)
             deployment = Deployment(
-                capabilities=await self._granted_capabilities(normalized),
+                capabilities=capabilities,
                 name=name,
                 contract_id=normalized.id,
                 contract_digest=digest,
@@ -201,11 +210,43 @@ class Installer:
                 created_at=existing.created_at if existing else now_iso(),
                 updated_at=now_iso(),
             )
-            await self.cp.bindings.put(name, bindings)
-            await self.cp.deployments.put(name, deployment)
-            await self._write_principals(deployment)
+            undo = _Undo()
+            try:
+                bindings = await self._provision(normalized, name, undo)
+                if await self.cp.contracts.get(digest) is None:
+                    undo.add(f"contract record {digest}", self.cp.contracts.delete, digest)
+                await _put_undoably(undo, self.cp.active, active_key(normalized.id), None)
+                await self.activate(normalized, digest, name)
+                await _put_undoably(undo, self.cp.bindings, name, bindings)
+                await _put_undoably(undo, self.cp.deployments, name, deployment)
+                for key in deployment.instance_keys:
+                    await _put_undoably(undo, self.cp.principals, key, _principal(deployment, key))
+            except BaseException as exc:
+                await self._roll_back(undo, name, exc)
+                if isinstance(exc, InstallError) or not isinstance(exc, Exception):
+                    raise
+                raise InstallError(
+                    "provisioning_failed",
+                    f"installing {normalized.id} as {name!r} failed ({exc}); "
+                    "everything this install provisioned was rolled back",
+                ) from exc
             log.info("installed %s as %s (digest %s)", normalized.id, name, digest)
             return deployment
+
+    async def _roll_back(self, undo: _Undo, name: str, cause: BaseException) -> None:
+        """Undo a failed install; what could not be undone is logged and reported."""
+        left = await undo.run()
+        if not left:
+            log.warning("install of %r failed and was rolled back: %r", name, cause)
+            return
+        log.error("install of %r failed (%r); could not undo: %s", name, cause, "; ".join(left))
+        if not isinstance(cause, Exception):
+            return  # a cancellation stays one
+        raise InstallError(
+            "rollback_incomplete",
+            f"installing {name!r} failed ({cause}) and {len(left)} step(s) could not be undone",
+            left,
+        ) from cause
 
     async def add_instance_key(self, name: str, public_key: str) -> Deployment:
         check_key(public_key)
@@ -239,6 +280,10 @@ class Installer:
         return deployment
 
     async def remove(self, name: str, kick: Kicker) -> Deployment:
+        """Delete the deployment and everything its installs made.  Its keys lose their
+        principals and its contract is deactivated first, so nothing can use what is being
+        deleted; the deployment record goes last, so a remove that could not delete
+        everything says what is left and can simply be run again."""
         async with self.cp.lock:
             deployment = await self._deployment(name)
             active = await self.cp.active_manifests()
@@ -255,11 +300,61 @@ class Installer:
                 )
             for key in deployment.instance_keys:
                 await self.cp.principals.delete(key)
-            await self.cp.active.delete(active_key(deployment.contract_id))
-            await self.cp.deployments.delete(name)
-            await self.cp.bindings.delete(name)
+            current = await self.cp.active.get(active_key(deployment.contract_id))
+            if current is not None and current.deployment == name:
+                await self.cp.active.delete(active_key(deployment.contract_id))
+            bindings = await self.cp.bindings.get(name) or ServiceBindings()
+            remaining = await self._delete_resources(bindings)
+            left = _resource_names(remaining)
+            if left:  # the deployment stays, to be removed again
+                await self.cp.bindings.put(name, remaining)
+            else:
+                await self.cp.bindings.delete(name)
+                await self.cp.deployments.delete(name)
         await _kick_twice(kick, deployment.instance_keys)
+        if left:
+            raise InstallError(
+                "remove_incomplete",
+                f"{name!r} no longer runs, but some of its resources could not be deleted; "
+                "run remove again",
+                left,
+            )
+        log.info("removed %s (%s)", name, ", ".join(_resource_names(bindings)) or "no resources")
         return deployment
+
+    async def _delete_resources(self, bindings: ServiceBindings) -> ServiceBindings:
+        """Delete the consumers, streams and buckets of ``bindings``; returns those that
+        are still there (one already gone counts as deleted)."""
+
+        async def gone(what: str, delete: Callable[..., Awaitable[Any]], *args: str) -> bool:
+            try:
+                await delete(*args)
+            except NotFoundError:
+                pass
+            except Exception as exc:
+                log.warning("could not delete %s: %r", what, exc)
+                return False
+            return True
+
+        js = self.js
+        consumers = [
+            b
+            for b in bindings.event_consumers
+            if not await gone(f"consumer {b.consumer}", js.delete_consumer, b.stream, b.consumer)
+        ]
+        streams = [
+            b
+            for b in bindings.streams
+            if not await gone(f"stream {b.stream}", js.delete_stream, b.stream)
+        ]
+        kv = [
+            b
+            for b in bindings.kv
+            if not await gone(f"bucket {b.bucket}", js.delete_key_value, b.bucket)
+        ]
+        return ServiceBindings(
+            kv=tuple(kv), streams=tuple(streams), event_consumers=tuple(consumers)
+        )
 
     async def _save(self, deployment: Deployment) -> None:
         deployment.updated_at = now_iso()
@@ -284,7 +379,7 @@ class Installer:
         try:
             derived = derive_service_permissions(
                 manifest,
-                await self.cp.active_manifests(),
+                {**await self.cp.active_manifests(), manifest.id: manifest},
                 capabilities=("service",),
                 session_key="A" * 43,
             )
@@ -295,18 +390,7 @@ class Installer:
 
     async def _write_principals(self, deployment: Deployment) -> None:
         for key in deployment.instance_keys:
-            await self.cp.principals.put(
-                key,
-                Principal(
-                    session_key=key,
-                    kind="service",
-                    name=deployment.name,
-                    contract_id=deployment.contract_id,
-                    contract_digest=deployment.contract_digest,
-                    capabilities=tuple(deployment.capabilities),
-                    disabled=deployment.disabled,
-                ),
-            )
+            await self.cp.principals.put(key, _principal(deployment, key))
 
     # -- resources --------------------------------------------------------------------
 
@@ -324,14 +408,20 @@ class Installer:
                 )
             )
 
-    async def _provision(self, manifest: Manifest, name: str) -> ServiceBindings:
+    async def _provision(self, manifest: Manifest, name: str, undo: _Undo) -> ServiceBindings:
+        """Create or update the declared resources; each one created here (a new alias gets
+        a new physical name) is deleted again by ``undo``, each stream updated here gets its
+        previous configuration back."""
         previous = await self.cp.bindings.get(name) or ServiceBindings()
+        js = self.js
         kv_bindings = []
         old_kv = {b.alias: b.bucket for b in previous.kv}
         for alias, kv in manifest.resources.kv.items():
             bucket = old_kv.get(alias) or f"tr_kv_{ulid().lower()}"
+            if alias not in old_kv:
+                undo.add(f"bucket {bucket}", js.delete_key_value, bucket)
             await ensure_bucket(
-                self.js,
+                js,
                 bucket,
                 history=kv.history,
                 ttl=kv.ttl_ms / 1000,
@@ -344,18 +434,20 @@ class Installer:
         for alias, spec in manifest.resources.streams.items():
             stream = old_streams.get(alias) or f"tr_st_{ulid().lower()}"
             subjects = tuple(f"tr.{stream}.{rel}" for rel in spec.subjects)
-            await self._ensure_stream(stream, subjects, spec)
+            await self._ensure_stream(stream, subjects, spec, undo)
             stream_bindings.append(StreamBinding(alias=alias, stream=stream, subjects=subjects))
         consumer_bindings = []
         groups = manifest.event_consumers
         if groups or manifest.events:
-            await self.ensure_events_stream()
+            await self.ensure_events_stream()  # shared by every service: never undone
         old_consumers = {b.group: b.consumer for b in previous.event_consumers}
         active = await self.cp.active_manifests()
         active[manifest.id] = manifest
         for group, consumer_spec in groups.items():
             consumer = old_consumers.get(group) or f"tr_cons_{ulid().lower()}"
             filters = _consumer_filters(manifest, consumer_spec, active)
+            if group not in old_consumers:
+                undo.add(f"consumer {consumer}", js.delete_consumer, EVENTS_STREAM, consumer)
             await self._ensure_consumer(consumer, filters, consumer_spec)
             consumer_bindings.append(
                 EventConsumerBinding(
@@ -372,7 +464,7 @@ class Installer:
         )
 
     async def _ensure_stream(
-        self, stream: str, subjects: tuple[str, ...], spec: StreamResource
+        self, stream: str, subjects: tuple[str, ...], spec: StreamResource, undo: _Undo
     ) -> None:
         retention = {
             "limits": RetentionPolicy.LIMITS,
@@ -389,10 +481,13 @@ class Installer:
             max_bytes=spec.max_bytes,
         )
         try:
-            await self.js.stream_info(stream)
-            await self.js.update_stream(config)
+            before = (await self.js.stream_info(stream)).config
         except NotFoundError:
+            undo.add(f"stream {stream}", self.js.delete_stream, stream)
             await self.js.add_stream(config)
+            return
+        undo.add(f"stream {stream}'s previous configuration", self.js.update_stream, before)
+        await self.js.update_stream(config)
 
     async def _ensure_consumer(
         self, consumer: str, filters: list[str], spec: EventConsumer
@@ -414,6 +509,66 @@ class Installer:
             await self.js.consumer_info(EVENTS_STREAM, consumer)
         except NotFoundError:
             await self.js.add_consumer(EVENTS_STREAM, config)
+
+
+class _Undo:
+    """What an install changed, as steps that put it back; run newest first."""
+
+    def __init__(self) -> None:
+        self._steps: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
+
+    def add(self, what: str, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Record the undo *before* the change: a change that fails half-way (a create
+        that timed out after the server made it) is undone too."""
+        self._steps.append((what, lambda: fn(*args)))
+
+    async def run(self) -> list[str]:
+        """Undo every step; returns what could not be undone (one already gone is undone)."""
+        left = []
+        for what, step in reversed(self._steps):
+            try:
+                await step()
+            except NotFoundError:
+                pass
+            except Exception as exc:
+                log.warning("could not undo %s: %r", what, exc)
+                left.append(f"{what}: {exc}")
+        self._steps.clear()
+        return left
+
+
+async def _put_undoably(undo: _Undo, table: Table[M], key: str, value: M | None) -> None:
+    """Write ``value`` (None: only record the undo) after recording how to restore the
+    record now under ``key``."""
+    before = await table.get(key)
+    if before is None:
+        undo.add(f"record {key}", table.delete, key)
+    else:
+        undo.add(f"record {key}", table.put, key, before)
+    if value is not None:
+        await table.put(key, value)
+
+
+def _principal(deployment: Deployment, key: str) -> Principal:
+    return Principal(
+        session_key=key,
+        kind="service",
+        name=deployment.name,
+        contract_id=deployment.contract_id,
+        contract_digest=deployment.contract_digest,
+        capabilities=tuple(deployment.capabilities),
+        disabled=deployment.disabled,
+    )
+
+
+def _resource_names(bindings: ServiceBindings | None) -> list[str]:
+    if bindings is None:
+        return []
+    return [
+        *(f"consumer {b.consumer}" for b in bindings.event_consumers),
+        *(f"stream {b.stream}" for b in bindings.streams),
+        *(f"bucket {b.bucket}" for b in bindings.kv),
+    ]
 
 
 async def _kick_twice(kick: Kicker, keys: list[str]) -> None:
@@ -472,7 +627,7 @@ def _consumer_filters(
 
 
 def _check_name(name: str) -> None:
-    if not DEPLOYMENT_NAME.match(name):
+    if not DEPLOYMENT_NAME.fullmatch(name):
         raise InstallError(
             "invalid_name", f"{name!r} is not a deployment name (lowercase letters, digits, '-')"
         )
@@ -481,3 +636,19 @@ def _check_name(name: str) -> None:
 def check_key(public_key: str) -> None:
     if decode_public_key(public_key) is None:
         raise InstallError("invalid_key", "the public key must be a 43-character base64url key")
+
+
+def check_not_reserved(manifest: Manifest, digest: str) -> None:
+    """Contract ids ``trellis@vN`` and ``trellis.*`` belong to Trellis: only its built-in
+    contracts, exactly as this runtime ships them, may be activated under them (a user's
+    ``trellis.auth@v2`` would otherwise look like the runtime's own to every client)."""
+    name = manifest.id.partition("@")[0]
+    if name != "trellis" and not name.startswith("trellis."):
+        return
+    builtin = BUILTIN_CONTRACTS.get(manifest.id)
+    if builtin is None or builtin.digest != digest:
+        raise InstallError(
+            "reserved_id",
+            f"contract id {manifest.id!r} is reserved: ids 'trellis@vN' and 'trellis.*' "
+            "belong to Trellis's own contracts; choose another id",
+        )

@@ -17,7 +17,13 @@ from typing import Any
 from trellis.contracts import Manifest
 from trellis.contracts.manifest import PLATFORM_CAPABILITIES
 from trellis.principals import Principal
-from trellis.runtime.install import Installer, InstallError, Kicker, check_key
+from trellis.runtime.install import (
+    Installer,
+    InstallError,
+    Kicker,
+    check_key,
+    check_not_reserved,
+)
 from trellis.runtime.state import ControlPlane
 
 __all__ = ["Users"]
@@ -46,6 +52,7 @@ class Users:
         installer = self.installer
         async with self.cp.lock:
             normalized, digest = await installer.parse(manifest)
+            check_not_reserved(normalized, digest)
             if normalized.kind == "service":
                 raise InstallError(
                     "not_a_participant", "services are installed, not registered as users"
