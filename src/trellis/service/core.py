@@ -154,7 +154,12 @@ class TrellisService(Participant):
         for alias, kv in resources.kv.items():
             spec = self.contract.kv.get(alias)
             if spec is not None:
-                handles[alias] = KvHandle(alias, await self.js.key_value(kv.bucket), spec.model)
+                handles[alias] = KvHandle(
+                    alias,
+                    await self.js.key_value(kv.bucket),
+                    spec.model,
+                    max_value_bytes=kv.max_value_bytes,
+                )
         self.kv = KvNamespace(handles)
         self.streams = StreamNamespace(
             {
