@@ -54,6 +54,8 @@ def mount(service: TrellisService) -> None:
         item = Item(**req.model_dump())
         created = await items.create(item.id, item)
         if isinstance(created, Err):
+            if created.error.reason != "exists":  # a limit: not a declared error of Items.Create
+                raise created.error
             return Err(ItemExists(item_id=item.id))
         published = await service.publish(
             ITEM_CREATED, ItemCreated(id=item.id, name=item.name, category=item.category)

@@ -15,11 +15,19 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "KV_HEADER_ROOM",
     "ContractResourceBindings",
     "EventConsumerResourceBinding",
     "KvResourceBinding",
     "StreamResourceBinding",
 ]
+
+
+#: NATS counts a message's headers against a bucket's maximum value size, and conditional
+#: writes (``create``, ``update``) carry one of about 60 bytes: a bucket is provisioned with
+#: this much room above the declared ``maxValueBytes``, which the KV handle enforces on the
+#: value itself
+KV_HEADER_ROOM = 256
 
 
 class _Binding(BaseModel):

@@ -150,8 +150,12 @@ async def publish_event(
     payload: BaseModel | Mapping[str, Any],
     *,
     timeout: float = 5.0,
+    sign: Callable[[bytes], Mapping[str, str]] | None = None,
 ) -> Result[str, TrellisError]:
-    """Validate, fill the subject, stamp ``header``, publish and await the stream's ack."""
+    """Validate, fill the subject, stamp ``header``, publish and await the stream's ack.
+
+    ``sign`` gives extra headers computed from the exact bytes published (a heartbeat's
+    proof)."""
     try:
         if definition.model is not None:
             model = (
@@ -184,7 +188,8 @@ async def publish_event(
         return Err(ValidationFailed(f"cannot build the event subject: {exc}"))
     data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
     try:
-        await js.publish(subject, data, timeout=timeout, headers={"Nats-Msg-Id": event_id})
+        headers = {"Nats-Msg-Id": event_id, **(sign(data) if sign else {})}
+        await js.publish(subject, data, timeout=timeout, headers=headers)
     except NoStreamResponseError:
         return Err(
             TransportError("no stream stored the event", reason="trellis.request.unavailable")

@@ -334,8 +334,8 @@ class AuthError(TrellisError):
 
 
 class KVError(TrellisError):
-    """A KV operation failed: ``reason`` is ``exists``, ``wrong_revision``, ``invalid_value``
-    or ``unavailable``."""
+    """A KV operation failed: ``reason`` is ``exists``, ``wrong_revision``, ``invalid_value``,
+    ``value_too_large``, ``bucket_full`` or ``unavailable``."""
 
     reason: str = "unavailable"
     key: str | None = None

@@ -3,6 +3,7 @@
 from trellis.auth.keys import (
     DOMAIN_BIND_FLOW,
     DOMAIN_BOOTSTRAP_CLIENT,
+    DOMAIN_HEARTBEAT,
     DOMAIN_NATS_CONNECT,
     DOMAIN_OAUTH_INIT,
     KeyFormatError,
@@ -17,6 +18,7 @@ from trellis.auth.proofs import (
     ConnectToken,
     ConnectTokenError,
     connect_token,
+    heartbeat_proof,
     iat_in_window,
     parse_connect_token,
     proof_input,
@@ -24,12 +26,14 @@ from trellis.auth.proofs import (
     rpc_proof,
     rpc_proof_digest,
     verify_connect_token,
+    verify_heartbeat_proof,
     verify_rpc_proof,
 )
 
 __all__ = [
     "DOMAIN_BIND_FLOW",
     "DOMAIN_BOOTSTRAP_CLIENT",
+    "DOMAIN_HEARTBEAT",
     "DOMAIN_NATS_CONNECT",
     "DOMAIN_OAUTH_INIT",
     "IAT_SKEW_SECONDS",
@@ -39,6 +43,7 @@ __all__ = [
     "SessionKey",
     "connect_token",
     "domain_digest",
+    "heartbeat_proof",
     "iat_in_window",
     "inbox_prefix",
     "parse_connect_token",
@@ -48,6 +53,7 @@ __all__ = [
     "rpc_proof_digest",
     "verify_connect_token",
     "verify_domain_signature",
+    "verify_heartbeat_proof",
     "verify_rpc_proof",
     "verify_signature",
 ]

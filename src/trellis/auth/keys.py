@@ -21,6 +21,7 @@ from trellis.files import write_secret_file
 __all__ = [
     "DOMAIN_BIND_FLOW",
     "DOMAIN_BOOTSTRAP_CLIENT",
+    "DOMAIN_HEARTBEAT",
     "DOMAIN_NATS_CONNECT",
     "DOMAIN_OAUTH_INIT",
     "KeyFormatError",
@@ -38,6 +39,8 @@ DOMAIN_NATS_CONNECT = "nats-connect"
 DOMAIN_BIND_FLOW = "bind-flow"
 DOMAIN_OAUTH_INIT = "oauth-init"
 DOMAIN_BOOTSTRAP_CLIENT = "bootstrap-client"
+#: (ours) a ``Health.Heartbeat`` signed by the instance it names; the value is the body's hash
+DOMAIN_HEARTBEAT = "health-heartbeat"
 
 
 class KeyFormatError(ValueError):

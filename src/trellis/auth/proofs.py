@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from pydantic import ValidationError as PydanticValidationError
 
 from trellis.auth.keys import (
+    DOMAIN_HEARTBEAT,
     DOMAIN_NATS_CONNECT,
     SessionKey,
     verify_domain_signature,
@@ -24,6 +25,7 @@ __all__ = [
     "ConnectToken",
     "ConnectTokenError",
     "connect_token",
+    "heartbeat_proof",
     "iat_in_window",
     "parse_connect_token",
     "proof_input",
@@ -31,6 +33,7 @@ __all__ = [
     "rpc_proof",
     "rpc_proof_digest",
     "verify_connect_token",
+    "verify_heartbeat_proof",
     "verify_rpc_proof",
 ]
 
@@ -165,3 +168,16 @@ def verify_rpc_proof(
         return False
     digest = rpc_proof_digest(session_key, subject, payload, iat, request_id)
     return verify_signature(session_key, digest, proof)
+
+
+def heartbeat_proof(key: SessionKey, body: bytes) -> str:
+    """(ours) The instance's signature over a heartbeat's exact body:
+    ``sign(seed, SHA256("health-heartbeat:" + base64url(SHA256(body))))``."""
+    return key.sign_domain(DOMAIN_HEARTBEAT, b64url_encode(sha256(body)))
+
+
+def verify_heartbeat_proof(session_key: str, body: bytes, proof: str) -> bool:
+    """Whether ``proof`` is ``session_key``'s :func:`heartbeat_proof` of the body received."""
+    return verify_domain_signature(
+        session_key, DOMAIN_HEARTBEAT, b64url_encode(sha256(body)), proof
+    )

@@ -109,7 +109,7 @@ class Runtime:
             for contract in (builtin.trellis_core, builtin.trellis_auth)
         )
         mount_core(core, cp)
-        self.health = HealthMonitor(cp, nc)
+        self.health = HealthMonitor(cp, nc, clock=self._clock)
         await self.health.start()
         mount_auth(auth, cp, installer, tracker, self.principals.get, self.health, self._clock)
         mount_users(auth, Users(cp, installer), tracker)

@@ -8,6 +8,14 @@ is the JWT's name, never the user nkey), so that is what the key carries: a disc
 deletes its own record through a key filter instead of scanning every record.  Kicking a session key
 asks each server holding one of its connections to drop it
 (``$SYS.REQ.SERVER.<id>.KICK``); the callout then refuses the reconnect on its own merits.
+
+A record keeps the contract digest its connection was admitted with, so an upgrade drops
+only the connections still on the old digest (``kick_stale``) and an instance already
+reconnected with the new one keeps serving.  A connection the callout admitted on a
+principal that changed while it was being admitted (an upgrade, disable or removal between
+the callout's read and its record) would escape a kick pass that ran before the record was
+written: ``opened`` reads the principal again after recording and drops such a connection
+itself.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import contextlib
 import json
 import logging
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from nats.aio.client import Client as NatsClient
@@ -61,9 +70,18 @@ class ConnectionTracker:
             client_id=int(client_id) if isinstance(client_id, int) else -1,
             kind=principal.kind,
             name=principal.name,
+            contract_digest=principal.contract_digest,
         )
         await self._cp.connections.put(_record_key(connection), connection)
         await self._event("Auth.Connections.Opened", connection)
+        current = await self._cp.principals.get(principal.session_key)
+        if (
+            current is None
+            or current.disabled
+            or current.contract_digest != (principal.contract_digest)
+        ):
+            log.info("%s %s changed while it was admitted", principal.kind, principal.name)
+            await self.kick_connection(connection)
 
     async def _on_disconnect(self, msg: Msg) -> None:
         try:
@@ -96,6 +114,16 @@ class ConnectionTracker:
         for connection in await self.list(session_key):
             if await self.kick_connection(connection):
                 kicked += 1
+        return kicked
+
+    async def kick_stale(self, session_keys: Iterable[str], digest: str) -> int:
+        """Disconnect the connections of ``session_keys`` admitted with another contract
+        digest than ``digest`` (after an upgrade); returns how many were asked."""
+        kicked = 0
+        for key in session_keys:
+            for connection in await self.list(key):
+                if connection.contract_digest != digest and await self.kick_connection(connection):
+                    kicked += 1
         return kicked
 
     async def kick_user_nkey(self, user_nkey: str) -> int:

@@ -35,6 +35,7 @@ from nats.js.errors import NotFoundError
 from pydantic import BaseModel
 
 from trellis.auth.keys import decode_public_key
+from trellis.bindings import KV_HEADER_ROOM
 from trellis.contracts import Manifest, contract_digest
 from trellis.contracts.builtin import BUILTIN_CONTRACTS
 from trellis.contracts.compat import check_compatible
@@ -426,7 +427,7 @@ class Installer:
                 history=kv.history,
                 ttl=kv.ttl_ms / 1000,
                 replicas=self.replicas,
-                max_value_size=kv.max_value_bytes,
+                max_value_size=kv.max_value_bytes and kv.max_value_bytes + KV_HEADER_ROOM,
             )
             kv_bindings.append(KvBinding(alias=alias, bucket=bucket))
         stream_bindings = []

@@ -265,13 +265,18 @@ def mount_auth(
         keys = deployment.instance_keys
         return b.InstanceList(instances=[_instance(req.name, k, deployment.disabled) for k in keys])
 
+    async def upgrade(req: Any, _: RequestContext) -> b.Deployment:
+        """Install the new digest, then drop the instances still connected with the old one:
+        their reconnect with it is refused (``contract_changed``)."""
+        deployment = await installer.install(req.contract, req.name, req.public_key, upgrade=True)
+        await tracker.kick_stale(deployment.instance_keys, deployment.contract_digest)
+        return deployment
+
     actions: dict[str, Action] = {
         "Auth.Deployments.Create": lambda req, _: installer.install(
             req.contract, req.name, req.public_key
         ),
-        "Auth.Deployments.Upgrade": lambda req, _: installer.install(
-            req.contract, req.name, req.public_key, upgrade=True
-        ),
+        "Auth.Deployments.Upgrade": upgrade,
         "Auth.Deployments.Get": get_deployment,
         "Auth.Deployments.Enable": lambda req, _: installer.set_disabled(
             req.name, False, tracker.kick

@@ -91,6 +91,8 @@ class Connection(_Record):
     kind: str
     name: str
     connected_at: str = Field(alias="connectedAt", default_factory=now_iso)
+    #: the contract digest it was admitted with (records from before it was kept: ``None``)
+    contract_digest: str | None = Field(default=None, alias="contractDigest")
 
 
 class Table(Generic[M]):

@@ -9,7 +9,8 @@ resource bindings), connects through the auth callout with a fresh connect token
 - ``await service.publish("Items.Created", payload)``;
 - ``@service.on_event("group")`` durable handlers of a declared consumer group;
 - ``await service.call(...)`` for the RPCs its contract ``uses``;
-- a ``Health.Heartbeat`` every 30 s.
+- a ``Health.Heartbeat`` every 30 s, signed with the session key (headers ``session-key``
+  and ``proof``), so the runtime records it only for the instance that sent it.
 
 ``await service.run()`` serves until SIGTERM/SIGINT, then drains in-flight work.
 """
@@ -29,12 +30,12 @@ from typing import Any, TypeVar, overload
 from nats.aio.client import Client as NatsClient
 from pydantic import BaseModel
 
-from trellis.auth import SessionKey
+from trellis.auth import SessionKey, heartbeat_proof
 from trellis.bootstrap import BootstrapInfo, load_session_key, start_session
 from trellis.contracts import Contract
 from trellis.contracts.authoring import RpcSpec
 from trellis.discovery import resolve_trellis_url
-from trellis.events import EventConsumer, EventHandler
+from trellis.events import EventConsumer, EventHandler, publish_event
 from trellis.ids import now_iso, ulid
 from trellis.participant import NotInContract, Participant
 from trellis.principals import PrincipalCache
@@ -44,6 +45,7 @@ from trellis.service.kv import KvHandle, KvNamespace
 from trellis.service.rpc import Handler, RequestContext, RpcServer
 from trellis.service.streams import StreamHandle, StreamNamespace
 from trellis.signals import wait_for_shutdown
+from trellis.wire import HEADER_PROOF, HEADER_SESSION_KEY
 
 __all__ = ["HEARTBEAT_INTERVAL", "TrellisService", "connect_service"]
 
@@ -154,7 +156,12 @@ class TrellisService(Participant):
         for alias, kv in resources.kv.items():
             spec = self.contract.kv.get(alias)
             if spec is not None:
-                handles[alias] = KvHandle(alias, await self.js.key_value(kv.bucket), spec.model)
+                handles[alias] = KvHandle(
+                    alias,
+                    await self.js.key_value(kv.bucket),
+                    spec.model,
+                    max_value_bytes=kv.max_value_bytes,
+                )
         self.kv = KvNamespace(handles)
         self.streams = StreamNamespace(
             {
@@ -265,7 +272,14 @@ class TrellisService(Participant):
             return Err(
                 AuthError("the contract does not use trellis.health@v1", reason="not_in_contract")
             )
-        return await self.publish("Health.Heartbeat", payload)
+        key = self.key
+
+        def sign(body: bytes) -> dict[str, str]:
+            return {HEADER_SESSION_KEY: key.public_key, HEADER_PROOF: heartbeat_proof(key, body)}
+
+        return await publish_event(
+            self.js, self._event("Health.Heartbeat", "publish"), payload, sign=sign
+        )
 
     async def _heartbeats(self) -> None:
         while True:

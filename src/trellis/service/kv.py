@@ -1,8 +1,19 @@
 """Typed KV handles: ``service.kv.<alias>`` validated against the declared model.
 
 Services only ever see the logical alias; the physical bucket comes from the bindings the
-runtime assigned at install.  Expected failures (the key exists, the revision moved on)
-come back as ``Err(KVError)``; ``get`` returns ``None`` for a missing key.
+runtime assigned at install.  Expected failures (the key exists, the revision moved on, the
+value is over a declared limit) come back as ``Err(KVError)`` from ``create``/``update`` and
+are raised as ``KVError`` by ``put``; ``get`` returns ``None`` for a missing key.
+
+The resource's ``maxValueBytes`` is checked here on the value itself, before anything is
+sent: NATS counts a write's headers against the bucket's maximum too, so the bucket has a
+little room above it (``KV_HEADER_ROOM``) and a conditional write of a value within the
+declared limit is never refused for its header.  The other limits are NATS's alone: the
+bucket's byte and message limits, the account's storage, the connection's maximum payload.
+A write NATS refuses stores nothing, so the key keeps its previous value; the refusal
+becomes a ``KVError`` whose ``reason`` says which kind of limit:
+``value_too_large`` (this value can never be stored: a smaller one can) or ``bucket_full``
+(no room now).
 """
 
 from __future__ import annotations
@@ -12,7 +23,8 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, overload
 
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.errors import MaxPayloadError
+from nats.js.errors import APIError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
@@ -25,6 +37,16 @@ __all__ = ["KvEntry", "KvHandle", "KvNamespace"]
 
 M = TypeVar("M", bound=BaseModel)
 
+#: JetStream API error codes of a write refused for a limit (nats-server's errors.json)
+_VALUE_TOO_LARGE = 10054  # JSStreamMessageExceedsMaximumErr: over the bucket's max value size
+_NO_ROOM = {
+    10077,  # JSStreamStoreFailedF: "maximum bytes exceeded", "maximum messages exceeded"
+    10002,  # JSAccountResourcesExceededErr
+    10023,  # JSInsufficientResourcesErr
+    10028,  # JSMemoryResourcesExceededErr
+    10047,  # JSStorageResourcesExceededErr
+}
+
 
 @dataclass(frozen=True, slots=True)
 class KvEntry(Generic[M]):
@@ -34,14 +56,29 @@ class KvEntry(Generic[M]):
 
 
 class KvHandle(Generic[M]):
-    def __init__(self, alias: str, kv: KeyValue, model: type[M]) -> None:
+    def __init__(
+        self, alias: str, kv: KeyValue, model: type[M], *, max_value_bytes: int | None = None
+    ) -> None:
         self.alias = alias
         self._kv = kv
         self.model = model
+        #: the resource's declared ``maxValueBytes`` (``None``: only NATS's limits apply)
+        self.max_value_bytes = max_value_bytes
 
     def _encode(self, value: M | Mapping[str, Any]) -> bytes:
         model = value if isinstance(value, self.model) else self.model.model_validate(value)
         return model.model_dump_json(by_alias=True).encode()
+
+    def _too_large(self, key: str, data: bytes) -> KVError | None:
+        """The declared limit, checked on the value before anything is sent."""
+        if self.max_value_bytes is None or len(data) <= self.max_value_bytes:
+            return None
+        return KVError(
+            f"the value for {self.alias}/{key} ({len(data)} bytes) is over the declared "
+            f"maxValueBytes ({self.max_value_bytes})",
+            reason="value_too_large",
+            key=key,
+        )
 
     def _decode(self, key: str, data: bytes | None, revision: int | None) -> KvEntry[M]:
         try:
@@ -63,23 +100,62 @@ class KvHandle(Generic[M]):
             return None
         return self._decode(key, entry.value, entry.revision)
 
+    def _refused(self, key: str, data: bytes, exc: Exception) -> KVError | None:
+        """The typed error for a write NATS refused for a limit, else ``None``."""
+        if isinstance(exc, MaxPayloadError) or (
+            isinstance(exc, APIError) and exc.err_code == _VALUE_TOO_LARGE
+        ):
+            return KVError(
+                f"the value for {self.alias}/{key} ({len(data)} bytes) is over the maximum "
+                "value size",
+                reason="value_too_large",
+                key=key,
+            )
+        if isinstance(exc, APIError) and exc.err_code in _NO_ROOM:
+            return KVError(
+                f"{self.alias} has no room for {key}: {exc.description or 'limit reached'}",
+                reason="bucket_full",
+                key=key,
+            )
+        return None
+
     async def put(self, key: str, value: M | Mapping[str, Any]) -> int:
-        """Write ``value`` (validated against the model); returns the new revision."""
-        return await self._kv.put(key, self._encode(value))
+        """Write ``value`` (validated against the model); returns the new revision.
+
+        Raises ``KVError`` (``value_too_large``, ``bucket_full``) when a limit refuses it."""
+        data = self._encode(value)
+        if (error := self._too_large(key, data)) is not None:
+            raise error
+        try:
+            return await self._kv.put(key, data)
+        except (MaxPayloadError, APIError) as exc:
+            if (error := self._refused(key, data, exc)) is not None:
+                raise error from None
+            raise
 
     async def create(self, key: str, value: M | Mapping[str, Any]) -> Result[int, KVError]:
         """Write only if ``key`` does not exist yet."""
+        data = self._encode(value)
+        if (error := self._too_large(key, data)) is not None:
+            return Err(error)
         try:
-            return Ok(await self._kv.create(key, self._encode(value)))
+            return Ok(await self._kv.create(key, data))
         except KeyWrongLastSequenceError:
             return Err(KVError(f"{self.alias}/{key} already exists", reason="exists", key=key))
+        except (MaxPayloadError, APIError) as exc:
+            if (error := self._refused(key, data, exc)) is not None:
+                return Err(error)
+            raise
 
     async def update(
         self, key: str, value: M | Mapping[str, Any], revision: int
     ) -> Result[int, KVError]:
         """Write only if the key is still at ``revision`` (optimistic concurrency)."""
+        data = self._encode(value)
+        if (error := self._too_large(key, data)) is not None:
+            return Err(error)
         try:
-            return Ok(await self._kv.update(key, self._encode(value), last=revision))
+            return Ok(await self._kv.update(key, data, last=revision))
         except KeyWrongLastSequenceError:
             return Err(
                 KVError(
@@ -88,6 +164,10 @@ class KvHandle(Generic[M]):
                     key=key,
                 )
             )
+        except (MaxPayloadError, APIError) as exc:
+            if (error := self._refused(key, data, exc)) is not None:
+                return Err(error)
+            raise
 
     async def delete(self, key: str) -> None:
         with contextlib.suppress(KeyNotFoundError):
