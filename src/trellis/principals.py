@@ -60,9 +60,16 @@ class PrincipalCache:
         """Update the cache directly (the runtime does this for its own writes)."""
         self._by_key[principal.session_key] = principal
 
-    async def start(self, js: JetStreamContext, bucket: str = PRINCIPALS_BUCKET) -> None:
+    async def start(
+        self, js: JetStreamContext, bucket: str = PRINCIPALS_BUCKET, *, read_only: bool = False
+    ) -> None:
+        """Load the bucket and follow it.  ``read_only``: this session may not delete
+        consumers (a service: deleting watch consumers would let one service blind the
+        others to revocations), so its own watch consumer is left to expire."""
         kv = await js.key_value(bucket)
-        self._task = asyncio.create_task(self._watch(kv), name="trellis-principals-watch")
+        self._task = asyncio.create_task(
+            self._watch(kv, read_only), name="trellis-principals-watch"
+        )
         await asyncio.wait_for(self._ready.wait(), timeout=10)
 
     async def stop(self) -> None:
@@ -72,10 +79,10 @@ class PrincipalCache:
                 await self._task
             self._task = None
 
-    async def _watch(self, kv: KeyValue) -> None:
+    async def _watch(self, kv: KeyValue, read_only: bool) -> None:
         # not ``kv.watchall()``: its "initial values done" marker can come before the values
         # (see trellis.nats.kv), which would make the cache ready while still empty
-        async with await watch(kv) as watcher:
+        async with await watch(kv, delete_on_stop=not read_only) as watcher:
             async for entry in watcher:
                 if entry is None:  # the initial values have all been delivered
                     self._ready.set()

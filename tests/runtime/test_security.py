@@ -436,7 +436,7 @@ async def _pricing_service(stack: LocalDeployment, key: SessionKey) -> AsyncIter
     bucket through its own (callout-granted, read-only) access."""
     nc = await stack.raw_participant(key, pricing.digest)
     principals = PrincipalCache()
-    await principals.start(nc.jetstream())
+    await principals.start(nc.jetstream(), read_only=True)
     server = RpcServer(nc, pricing, principals)
 
     @server.handler("Prices.Get")

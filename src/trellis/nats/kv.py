@@ -40,6 +40,9 @@ _MARKER_REASON = "Nats-Marker-Reason"  # nats-server 2.11+ TTL/removal markers
 _MARKER_OPERATIONS = {"MaxAge": "PURGE", "Purge": "PURGE", "Remove": "DEL"}
 #: how long an abandoned watch consumer outlives its client (a stopped watch deletes it)
 _INACTIVE_THRESHOLD = 120.0
+#: the server's heartbeat on a watch: nats-py recreates an ordered consumer after two missed
+#: ones, so a watch whose consumer was deleted resumes within about 2 s (at 5 s: 10-12 s)
+_IDLE_HEARTBEAT = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +73,7 @@ class KvWatcher:
     deletes the server-side consumer.
     """
 
-    def __init__(self, kv: KeyValue) -> None:
+    def __init__(self, kv: KeyValue, *, delete_on_stop: bool = True) -> None:
         self._js: JetStreamContext = kv._js
         self._stream: str = kv._stream
         self._prefix: str = kv._pre
@@ -78,6 +81,7 @@ class KvWatcher:
         self._initial_done = False
         self._sub: Any = None
         self._stopped = False
+        self._delete_on_stop = delete_on_stop
 
     async def _open(self, keys: str, *, meta_only: bool) -> None:
         self._sub = await self._js.subscribe(
@@ -88,6 +92,7 @@ class KvWatcher:
             deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT,
             headers_only=meta_only,
             inactive_threshold=_INACTIVE_THRESHOLD,
+            idle_heartbeat=_IDLE_HEARTBEAT,
         )
         try:
             info = await self._sub.consumer_info()
@@ -147,7 +152,7 @@ class KvWatcher:
         consumer = getattr(sub, "_consumer", None)
         with contextlib.suppress(Exception):  # the connection may be gone already
             await sub.unsubscribe()
-        if consumer:
+        if consumer and self._delete_on_stop:
             try:
                 await self._js.delete_consumer(self._stream, consumer)
             except Exception as exc:  # it expires on its own after the inactivity threshold
@@ -160,9 +165,12 @@ class KvWatcher:
         await self.stop()
 
 
-async def watch(kv: KeyValue, keys: str = ">", *, meta_only: bool = False) -> KvWatcher:
-    """Watch ``keys`` (a subject pattern below the bucket) of ``kv``."""
-    watcher = KvWatcher(kv)
+async def watch(
+    kv: KeyValue, keys: str = ">", *, meta_only: bool = False, delete_on_stop: bool = True
+) -> KvWatcher:
+    """Watch ``keys`` (a subject pattern below the bucket) of ``kv``.  ``delete_on_stop=False``
+    for a session that may not delete consumers: the consumer then expires on its own."""
+    watcher = KvWatcher(kv, delete_on_stop=delete_on_stop)
     await watcher._open(keys, meta_only=meta_only)
     return watcher
 

@@ -53,7 +53,9 @@ LIMITS = UserLimits(subs=1500, data=100_000_000, payload=-1)
 
 
 def platform_service_grants() -> tuple[str, ...]:
-    """Read-only access to the principals bucket, so services resolve callers locally."""
+    """Read-only access to the principals bucket, so services resolve callers locally: no
+    consumer deletion (that would let a service delete the runtime's and other services'
+    watch consumers, blinding them to revocations)."""
     stream = f"KV_{PRINCIPALS_BUCKET}"
     return (
         "$JS.API.INFO",
@@ -62,7 +64,6 @@ def platform_service_grants() -> tuple[str, ...]:
         f"$JS.API.CONSUMER.CREATE.{stream}.>",
         # nats-py's KV watcher asks for its ordered consumer's info right after creating it
         f"$JS.API.CONSUMER.INFO.{stream}.>",
-        f"$JS.API.CONSUMER.DELETE.{stream}.>",
         f"$JS.API.DIRECT.GET.{stream}.>",
         f"$JS.FC.{stream}.>",
     )

@@ -204,7 +204,7 @@ class TrellisService(Participant):
                 ", ".join(unserved),
             )
         self._build_consumers()
-        await self.principals.start(self.js)
+        await self.principals.start(self.js, read_only=True)
         await self._server.start()
         for consumer in self._consumers.values():
             await consumer.start()
