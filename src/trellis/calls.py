@@ -179,7 +179,8 @@ class RpcClient:
             if target.output is None:
                 return Ok(json.loads(msg.data))
             return Ok(target.output.model_validate_json(msg.data))
-        except (ValueError, PydanticValidationError):
+        # RecursionError: json.loads on nesting deeper than the interpreter's limit
+        except (ValueError, RecursionError, PydanticValidationError):
             return Err(
                 TransportError(
                     f"the reply to {target.name} does not match its contract",

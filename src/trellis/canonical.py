@@ -49,7 +49,7 @@ def _emit(value: Any, out: list[str], path: str) -> None:
     elif isinstance(value, str):
         out.append(_js_string(value))
     elif isinstance(value, int):
-        out.append(_js_int(value))
+        out.append(_js_int(value, path))
     elif isinstance(value, float):
         out.append(_js_number(value, path))
     elif isinstance(value, Mapping):
@@ -107,11 +107,19 @@ def _js_string(text: str) -> str:
 _MAX_EXACT_INT = 2**53
 
 
-def _js_int(value: int) -> str:
+def _js_int(value: int, path: str) -> str:
     if -_MAX_EXACT_INT <= value <= _MAX_EXACT_INT and abs(value) < 10**21:
         return str(value)
-    # JavaScript numbers are doubles: a larger integer is what JSON.parse would make of it.
-    return _js_number(float(value), "$")
+    # JavaScript numbers are doubles: a larger integer is what JSON.parse would make of it,
+    # and past the largest double that is an infinity, which has no canonical form either
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError(
+            f"{path}: an integer of {len(str(abs(value)))} digits is not a finite number; "
+            "canonical JSON rejects it"
+        ) from None
+    return _js_number(number, path)
 
 
 def _js_number(value: float, path: str) -> str:

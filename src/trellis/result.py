@@ -122,6 +122,8 @@ class Err(Generic[E_co]):
 Result: TypeAlias = Ok[T] | Err[E]
 
 _RESERVED_FIELDS = frozenset({"id", "type", "message", "context", "traceId", "cause"})
+#: ``TrellisError.__init__``'s parameters besides the reserved wire names
+_INIT_PARAMETERS = frozenset({"self", "trace_id"})
 
 
 class _Fields(BaseModel):
@@ -260,6 +262,8 @@ class TrellisError(Exception):
                 remote_type=kind,
                 data=fields,
             )
+        # a field named like one of __init__'s own parameters would be a TypeError
+        fields = {k: v for k, v in fields.items() if k not in _INIT_PARAMETERS}
         try:
             return target(message, id=error_id, context=context, trace_id=trace_id, **fields)
         except PydanticValidationError as exc:

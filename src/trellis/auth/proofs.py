@@ -94,12 +94,15 @@ def parse_connect_token(raw: str | None) -> ConnectToken:
     try:
         data = json.loads(raw)
         return ConnectToken.model_validate(data)
-    except (ValueError, PydanticValidationError):
+    # RecursionError: json.loads on nesting deeper than the interpreter's limit
+    except (ValueError, RecursionError, PydanticValidationError):
         raise ConnectTokenError("invalid_auth_token", "auth token is not valid JSON") from None
 
 
 def iat_in_window(iat: int, now: float) -> bool:
-    return abs(now - iat) <= IAT_SKEW_SECONDS
+    """Compared without subtracting: ``now - iat`` overflows a float for a huge ``iat``,
+    which a connect token or bootstrap body may carry (int and float compare exactly)."""
+    return now - IAT_SKEW_SECONDS <= iat <= now + IAT_SKEW_SECONDS
 
 
 def verify_connect_token(token: ConnectToken, now: float) -> str | None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 from pydantic.alias_generators import to_camel
 
-from trellis.contracts.manifest import SURFACE_SECTIONS, capability_namespace
+from trellis.contracts.manifest import SURFACE_SECTIONS, capability_namespace, contract_digest
 
 if TYPE_CHECKING:
     from trellis.contracts.validate import Problem
@@ -336,9 +336,15 @@ class Manifest(_Model):
         cls, data: Any, known: Mapping[str, Manifest] | None = None
     ) -> tuple[Manifest | None, list[Problem]]:
         """The parsed manifest (None if its shape is broken) and every problem found."""
-        from trellis.contracts.validate import check
+        from trellis.contracts.validate import Problem, check
 
-        return check(data, known or {})
+        model, problems = check(data, known or {})
+        if model is not None and not problems:
+            try:  # a manifest without a digest could never be installed or referenced
+                contract_digest(model.dump())
+            except ValueError as exc:
+                problems.append(Problem("", f"the contract has no canonical JSON: {exc}"))
+        return model, problems
 
     def dump(self) -> dict[str, Any]:
         """The normalized JSON (what ``normalize_manifest`` gives for the parsed input)."""

@@ -3,6 +3,10 @@ KV helpers, and :func:`settle`."""
 
 from nats.aio.client import Client as NatsClient
 
+from trellis.nats.headers import guard_header_parsing
+
+guard_header_parsing()  # every NATS connection of the process: see trellis.nats.headers
+
 
 async def settle(nc: NatsClient) -> None:
     """Return once the server has processed every command sent so far (and answered any

@@ -112,7 +112,8 @@ def opt_str(value: object) -> str | None:
 def _decode_part(part: str, what: str) -> dict[str, Any]:
     try:
         value = json.loads(b64url_decode(part))
-    except (ValueError, UnicodeDecodeError) as exc:
+    # RecursionError: nesting deeper than the interpreter's limit (read before the signature)
+    except (ValueError, RecursionError) as exc:
         raise JwtError(f"JWT {what} is not base64url JSON") from exc
     if not isinstance(value, dict):
         raise JwtError(f"JWT {what} is not a JSON object")

@@ -34,6 +34,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from trellis.auth import (
     DOMAIN_BOOTSTRAP_CLIENT,
@@ -119,6 +120,16 @@ def create_app(
             for e in exc.errors()
         )
         return refuse(400, "invalid_request", f"the request is malformed: {problems}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def framework_refusal(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """The framework's own refusals in the same shape: a body it cannot parse at all
+        (nesting deeper than the JSON decoder's recursion limit), an unknown path, a wrong
+        method.  Their ``detail`` is the framework's fixed text, never the input."""
+        reason = _FRAMEWORK_REASONS.get(exc.status_code, "invalid_request")
+        response = refuse(exc.status_code, reason, str(exc.detail))
+        response.headers.update(exc.headers or {})
+        return response
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
@@ -230,6 +241,9 @@ def create_app(
         )
 
     return app
+
+
+_FRAMEWORK_REASONS = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}
 
 
 async def _inactive_contracts(cp: ControlPlane, principal: Principal) -> list[str]:
