@@ -40,7 +40,7 @@ from trellis.contracts import Contract
 from trellis.contracts.builtin import UserInfo, trellis_cli
 from trellis.nats.server import NatsServer
 from trellis.runtime.app import Runtime
-from trellis.runtime.bundle import Bundle, init_bundle
+from trellis.runtime.bundle import Bundle, ConnectionLimits, init_bundle
 from trellis.service import TrellisService, connect_service
 
 __all__ = ["LocalDeployment", "local_deployment"]
@@ -231,14 +231,18 @@ class LocalDeployment:
 
 @asynccontextmanager
 async def local_deployment(
-    directory: str | os.PathLike[str], *, clock: Clock = time.time
+    directory: str | os.PathLike[str],
+    *,
+    clock: Clock = time.time,
+    limits: ConnectionLimits | None = None,
 ) -> AsyncIterator[LocalDeployment]:
     """Start nats-server and the runtime on a bundle in ``directory`` (created if needed).
 
     ``clock`` is the runtime's clock (connect-token and proof ``iat`` checks): a test can
-    pass one it moves forward.  Everything stops on exit, whatever happened inside.
+    pass one it moves forward; ``limits`` bound each connection (only for a new bundle).
+    Everything stops on exit, whatever happened inside.
     """
-    bundle = init_bundle(directory)
+    bundle = init_bundle(directory, limits=limits)
     server = bundle.nats_server()
     await server.astart(ready_within=15)
     deployment = LocalDeployment(bundle, server, Runtime(bundle, clock=clock), clock)

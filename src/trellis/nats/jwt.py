@@ -258,18 +258,22 @@ def encode_account_jwt(
     signing_keys: Iterable[str] = (),
     jetstream: bool = True,
     authorization: AuthCalloutConfig | None = None,
+    max_payload: int = NO_LIMIT,
+    max_subscriptions: int = NO_LIMIT,
 ) -> str:
     """An account JWT signed by the operator.
 
     ``jetstream=False`` omits every JetStream limit, which disables JetStream for the
     account; the system account must be built that way or nats-server refuses to start.
+    ``max_payload``/``max_subscriptions`` bound every connection of the account: unlike
+    the same limits in a user JWT, nats-server enforces these for auth-callout users.
     """
     _require_signer(operator, KeyRole.OPERATOR, "account JWT")
     require_key(account_public_key, KeyRole.ACCOUNT)
     limits: dict[str, Any] = {
-        "subs": NO_LIMIT,
+        "subs": max_subscriptions,
         "data": NO_LIMIT,
-        "payload": NO_LIMIT,
+        "payload": max_payload,
         "imports": NO_LIMIT,
         "exports": NO_LIMIT,
         "wildcards": True,

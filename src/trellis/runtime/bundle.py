@@ -24,7 +24,7 @@ import os
 from pathlib import Path
 from typing import Final, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from trellis.auth import SessionKey
 from trellis.files import write_secret_file
@@ -47,6 +47,7 @@ __all__ = [
     "AuthCalloutSettings",
     "Bundle",
     "BundleError",
+    "ConnectionLimits",
     "CredsFiles",
     "HttpEndpoint",
     "NatsEndpoints",
@@ -139,6 +140,15 @@ class HttpEndpoint(_Model):
         return f"http://{self.host}:{self.port}"
 
 
+class ConnectionLimits(_Model):
+    """What one connection of the deployment may do; NATS enforces both."""
+
+    #: bytes per message, headers included (nats-server's own default is 1 MiB)
+    max_payload: int = Field(default=1024 * 1024, ge=1024)
+    #: subscriptions per connection
+    max_subscriptions: int = Field(default=10_000, ge=16)
+
+
 class RuntimeConfig(_Model):
     """Contents of ``runtime.json``: public keys and bundle-relative paths, no secrets."""
 
@@ -164,6 +174,11 @@ class RuntimeConfig(_Model):
     #: the local operator's CLI session key (a ``trellis.cli@v1`` participant holding ``admin``)
     admin_seed_file: str
     admin_public_key: str
+    #: per-connection limits of every participant (the TRELLIS account JWT carries them:
+    #: nats-server ignores the limits of user JWTs issued through the auth callout, so
+    #: only account limits bound a callout user); a larger publish closes the publisher's
+    #: connection, a subscription beyond the count is refused
+    limits: ConnectionLimits = Field(default_factory=ConnectionLimits)
     #: KV/stream replicas for control-plane state (1 locally, 3 on a cluster)
     replicas: int = 1
 
@@ -276,6 +291,7 @@ def init_bundle(
     http_port: int | None = None,
     host: str = DEFAULT_HOST,
     operator_name: str = "trellis",
+    limits: ConnectionLimits | None = None,
 ) -> Bundle:
     """Create a bundle in ``directory`` (or load the one already there).
 
@@ -305,7 +321,13 @@ def init_bundle(
     picked = iter(free_ports(sum(p is None for p in wanted), host))
     client, monitor, websocket, http = (p if p is not None else next(picked) for p in wanted)
     endpoints = NatsEndpoints.local(host, client, monitor, websocket)
-    return _generate(root, endpoints, operator_name, HttpEndpoint(host=host, port=http))
+    return _generate(
+        root,
+        endpoints,
+        operator_name,
+        HttpEndpoint(host=host, port=http),
+        limits or ConnectionLimits(),
+    )
 
 
 def _mkdir_private(path: Path) -> None:
@@ -323,7 +345,13 @@ def _save_seed(root: Path, name: str, seed: str) -> str:
     return relative
 
 
-def _generate(root: Path, nats: NatsEndpoints, operator_name: str, http: HttpEndpoint) -> Bundle:
+def _generate(
+    root: Path,
+    nats: NatsEndpoints,
+    operator_name: str,
+    http: HttpEndpoint,
+    limits: ConnectionLimits,
+) -> Bundle:
     _mkdir_private(root)
     for sub in (_KEYS, _CREDS, _JWT, "jetstream"):
         _mkdir_private(root / sub)
@@ -363,6 +391,8 @@ def _generate(root: Path, nats: NatsEndpoints, operator_name: str, http: HttpEnd
             trellis_account.public_key,
             name="TRELLIS",
             signing_keys=[trellis_signing.public_key],
+            max_payload=limits.max_payload,
+            max_subscriptions=limits.max_subscriptions,
         ),
     }
 
@@ -438,6 +468,7 @@ def _generate(root: Path, nats: NatsEndpoints, operator_name: str, http: HttpEnd
         creds=creds,
         nats=nats,
         nats_config_file="nats.conf",
+        limits=limits,
         jetstream_dir="jetstream",
         log_file="nats-server.log",
         http=http,

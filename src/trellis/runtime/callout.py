@@ -49,6 +49,9 @@ __all__ = ["CalloutDecision", "CalloutService", "platform_service_grants"]
 log = logging.getLogger("trellis.runtime.callout")
 
 JWT_TTL_SECONDS = 3600
+#: upstream's per-user limits, kept on the wire for parity; nats-server does not enforce a
+#: callout user's JWT limits (it builds the user from the permissions alone): the TRELLIS
+#: account's limits (``RuntimeConfig.limits``) are what bound each connection
 LIMITS = UserLimits(subs=1500, data=100_000_000, payload=-1)
 
 

@@ -73,6 +73,7 @@ class TrellisService(Participant):
         *,
         max_concurrency: int = 64,
         max_pending: int | None = None,
+        max_pending_per_caller: int | None = None,
     ) -> None:
         super().__init__(contract, key, nc, info.clock())
         self.info = info
@@ -85,6 +86,7 @@ class TrellisService(Participant):
             queue=contract.id,
             max_concurrency=max_concurrency,
             max_pending=max_pending,
+            max_pending_per_caller=max_pending_per_caller,
             clock=self.clock,
         )
         self._consumers: dict[str, EventConsumer] = {}
@@ -296,6 +298,7 @@ async def connect_service(
     trellis_url: str | None = None,
     max_concurrency: int = 64,
     max_pending: int | None = None,
+    max_pending_per_caller: int | None = None,
 ) -> TrellisService:
     """Bootstrap and connect an installed service; raises ``ConnectError`` if refused.
 
@@ -303,15 +306,22 @@ async def connect_service(
     environment variable that holds the seed; ``trellis_url`` defaults as
     ``resolve_trellis_url`` says (``TRELLIS_URL``, then ``$TRELLIS_HOME/runtime.json``).
     At most ``max_concurrency`` handlers run at once and ``max_pending`` requests (default
-    4 x ``max_concurrency``) are held, waiting plus running; beyond that a request is
-    answered at once with ``TransportError(trellis.request.unavailable)``.
+    4 x ``max_concurrency``) are held, waiting plus running, at most
+    ``max_pending_per_caller`` (default a quarter of them) for one session key; beyond
+    that a request is answered at once with ``TransportError(trellis.request.unavailable)``.
     """
     key = load_session_key(session_key)
     info, nc, relay = await start_session(
         resolve_trellis_url(trellis_url), key, contract.digest, service_contract=contract.id
     )
     service = TrellisService(
-        contract, key, nc, info, max_concurrency=max_concurrency, max_pending=max_pending
+        contract,
+        key,
+        nc,
+        info,
+        max_concurrency=max_concurrency,
+        max_pending=max_pending,
+        max_pending_per_caller=max_pending_per_caller,
     )
     relay.client = service._rpc
     await service._open_resources()

@@ -22,6 +22,7 @@ not a task, a verification and memory that grows with it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import OrderedDict
@@ -169,10 +170,13 @@ class RpcServer:
         queue: str | None = None,
         max_concurrency: int = 64,
         max_pending: int | None = None,
+        max_pending_per_caller: int | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """``max_concurrency`` handlers run at once; at most ``max_pending`` requests (by
-        default 4 x ``max_concurrency``) are held, waiting plus running."""
+        default 4 x ``max_concurrency``) are held, waiting plus running, and at most
+        ``max_pending_per_caller`` (default a quarter of ``max_pending``) of one session key,
+        so that one caller's flood leaves room for everyone else."""
         self._nc = nc
         self._contract = contract
         self._principals = principals
@@ -187,6 +191,19 @@ class RpcServer:
                 f"max_pending ({self.max_pending}) must be at least max_concurrency "
                 f"({max_concurrency})"
             )
+        self.max_pending_per_caller = (
+            max(1, self.max_pending // 4)
+            if max_pending_per_caller is None
+            else max_pending_per_caller
+        )
+        if not 1 <= self.max_pending_per_caller <= self.max_pending:
+            raise ValueError(
+                f"max_pending_per_caller ({self.max_pending_per_caller}) must lie between 1 "
+                f"and max_pending ({self.max_pending})"
+            )
+        #: requests held per claimed session key (the count is what bounds it; a key that
+        #: others claim falsely only shares its own quota, never anyone else's)
+        self._per_caller: dict[str, int] = {}
         #: the most requests held at once so far, and how many were refused for the bound
         self.peak_pending = 0
         self.refused = 0
@@ -269,16 +286,27 @@ class RpcServer:
             if problem is not None:
                 self._drop(msg.subject, problem)
                 return
-            if len(self._tasks) >= self.max_pending:
+            caller = headers[HEADER_SESSION_KEY]  # type: ignore[index]  # checked above
+            held = self._per_caller.get(caller, 0)
+            if len(self._tasks) >= self.max_pending or held >= self.max_pending_per_caller:
                 self.refused += 1
                 await self._refuse(msg.reply, _BUSY, method)
                 return
+            self._per_caller[caller] = held + 1
             task = asyncio.create_task(self._serve(method, msg))
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(functools.partial(self._release, caller))
             self.peak_pending = max(self.peak_pending, len(self._tasks))
 
         return on_message
+
+    def _release(self, caller: str, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        left = self._per_caller[caller] - 1
+        if left:
+            self._per_caller[caller] = left
+        else:
+            del self._per_caller[caller]
 
     def _drop(self, subject: str, why: str) -> None:
         self.dropped += 1
