@@ -4,10 +4,13 @@ Participants connect as the shared deny-all *sentinel* user and present a connec
 the runtime's callout answers with a JWT scoped to their contract.  The token is computed
 afresh on every (re)connect from a clock corrected to the server's (``serverNow`` from the
 bootstrap), because the callout refuses an ``iat`` more than 30 s away from its own time.
+The token also signs the nonce nats-server sent this connection (``nonceSig``), so a token
+seen by anyone else cannot open another connection.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -15,10 +18,10 @@ from pathlib import Path
 
 import nats
 from nats.aio.client import Client as NatsClient
-from nats.aio.client import RawCredentials
 
 from trellis.auth import SessionKey, connect_token
-from trellis.nats.creds import format_creds
+from trellis.nats.creds import Creds, read_creds
+from trellis.nats.nkey import NKeyPair
 
 __all__ = ["ServerClock", "connect_participant"]
 
@@ -61,14 +64,25 @@ async def connect_participant(
     passed to ``on_error`` as text; the connection stays up.
     """
     if sentinel is not None:
-        credentials: RawCredentials | str = RawCredentials(format_creds(*sentinel))
+        creds = Creds(jwt=sentinel[0], seed=sentinel[1])
     elif sentinel_creds is not None:
-        credentials = str(sentinel_creds)
+        creds = read_creds(sentinel_creds)
     else:
         raise ValueError("sentinel credentials are required")
+    sentinel_key = NKeyPair.from_seed(creds.seed)
+    nonces: list[str] = []  # nats-py signs the server's nonce, then asks for the token
+
+    def sign_nonce(nonce: str) -> bytes:
+        nonces.append(nonce)
+        return base64.b64encode(sentinel_key.sign(nonce.encode()))
+
+    def sentinel_jwt() -> bytes:
+        return creds.jwt.encode()
 
     def token() -> str:
-        return connect_token(key, contract_digest, int(clock()))
+        nonce = nonces.pop() if nonces else None
+        nonces.clear()
+        return connect_token(key, contract_digest, int(clock()), nonce=nonce)
 
     async def error_cb(error: Exception) -> None:
         text = str(error)
@@ -96,7 +110,8 @@ async def connect_participant(
     one_shot = max_reconnect_attempts == 0
     return await nats.connect(
         list(servers),
-        user_credentials=credentials,
+        signature_cb=sign_nonce,
+        user_jwt_cb=sentinel_jwt,
         token=token,
         inbox_prefix=key.inbox_prefix,
         name=name,

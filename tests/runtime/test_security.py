@@ -288,8 +288,8 @@ async def test_connection_refusals_carry_reason_codes_and_spare_legitimate_sessi
         assert all(calls), calls
         assert during_end > during_start  # traffic kept flowing while refusals were answered
         assert decisions(stack)["ok"] == ok_before  # nothing refused above was admitted
-        # and the real token of the installed service is still welcome
-        nc = await stack.raw_sentinel(connect_token(key, inventory.digest, int(time.time())))
+        # and the installed service still connects (a fresh token bound to its connection)
+        nc = await stack.raw_participant(key, inventory.digest)
         assert nc.is_connected
 
 
@@ -309,6 +309,39 @@ async def test_a_captured_token_is_refused_once_31_s_old(tmp_path: Path) -> None
             assert fresh.is_connected
         finally:
             clock.offset = 0.0
+
+
+async def test_a_captured_connect_token_cannot_open_a_second_connection(tmp_path: Path) -> None:
+    """Issue 11 item 8: a token signs only its ``iat`` and digest; within the 30 s window a
+    copy used to open any number of connections as its session key."""
+    async with local_deployment(tmp_path / "b") as stack:
+        key = SessionKey.generate()
+        await stack.install(inventory, "inventory", key)
+        callout = stack.runtime.callout
+        assert callout is not None
+        now = int(time.time())
+
+        # upstream's form (no nonceSig): admitted once, refused when it comes again
+        plain = connect_token(key, inventory.digest, now - 2)
+        first = await stack.raw_sentinel(plain)
+        assert first.is_connected
+        await refused(stack, plain, "token_replayed")
+        assert first.is_connected  # the refusal spares the connection that used it
+
+        # our form, bound to the nonce of the connection it was made for: never valid on
+        # another connection (each gets a fresh nonce) ...
+        bound = connect_token(key, inventory.digest, now - 1, nonce="captured-connection-nonce")
+        await refused(stack, bound, "invalid_signature")
+        decision = await callout.decide(bound, nonce="captured-connection-nonce")
+        assert decision.reason is None
+        # ... nor once its nonceSig is stripped (the plain token it contains was used)
+        stripped = token_dict(bound)
+        del stripped["nonceSig"]
+        await refused(stack, json.dumps(stripped), "token_replayed")
+
+        # the key holder's own connections never collide, even several in one second
+        connections = [await stack.raw_participant(key, inventory.digest) for _ in range(3)]
+        assert all(nc.is_connected for nc in connections)
 
 
 # --------------------------------------------------------------------------- escapes

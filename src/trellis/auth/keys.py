@@ -36,6 +36,9 @@ __all__ = [
 ]
 
 DOMAIN_NATS_CONNECT = "nats-connect"
+#: (ours) the connect token's optional ``nonceSig``: the session key signs the nonce nats-server
+#: sent this very connection, so a captured token cannot open another one
+DOMAIN_NATS_NONCE = "nats-connect-nonce"
 DOMAIN_BIND_FLOW = "bind-flow"
 DOMAIN_OAUTH_INIT = "oauth-init"
 DOMAIN_BOOTSTRAP_CLIENT = "bootstrap-client"

@@ -13,6 +13,7 @@ from pydantic import ValidationError as PydanticValidationError
 from trellis.auth.keys import (
     DOMAIN_HEARTBEAT,
     DOMAIN_NATS_CONNECT,
+    DOMAIN_NATS_NONCE,
     SessionKey,
     verify_domain_signature,
     verify_signature,
@@ -64,25 +65,38 @@ class ConnectToken(BaseModel):
     ]
     iat: StrictInt
     sig: Annotated[str, Field(pattern=_B64_86)]
+    #: (ours, optional; upstream's callout ignores it) the session key's signature over the
+    #: nonce nats-server sent the connection presenting this token
+    nonce_sig: Annotated[str | None, Field(alias="nonceSig", pattern=_B64_86)] = None
 
     def signature_valid(self) -> bool:
         return verify_domain_signature(
             self.session_key, DOMAIN_NATS_CONNECT, f"{self.iat}:{self.contract_digest}", self.sig
         )
 
+    def bound_to(self, nonce: str | None) -> bool:
+        """Whether ``nonceSig`` signs ``nonce``: the token was made for this connection."""
+        if self.nonce_sig is None or not nonce:
+            return False
+        return verify_domain_signature(self.session_key, DOMAIN_NATS_NONCE, nonce, self.nonce_sig)
 
-def connect_token(key: SessionKey, contract_digest: str, iat: int) -> str:
-    """The compact connect-token JSON (sorted keys, as upstream's vectors show)."""
+
+def connect_token(
+    key: SessionKey, contract_digest: str, iat: int, *, nonce: str | None = None
+) -> str:
+    """The compact connect-token JSON (sorted keys, as upstream's vectors show); with the
+    connection's ``nonce``, also its ``nonceSig`` (ours)."""
     sig = key.sign_domain(DOMAIN_NATS_CONNECT, f"{iat}:{contract_digest}")
-    return canonical_json(
-        {
-            "v": 1,
-            "sessionKey": key.public_key,
-            "contractDigest": contract_digest,
-            "iat": iat,
-            "sig": sig,
-        }
-    )
+    token: dict[str, object] = {
+        "v": 1,
+        "sessionKey": key.public_key,
+        "contractDigest": contract_digest,
+        "iat": iat,
+        "sig": sig,
+    }
+    if nonce:
+        token["nonceSig"] = key.sign_domain(DOMAIN_NATS_NONCE, nonce)
+    return canonical_json(token)
 
 
 def parse_connect_token(raw: str | None) -> ConnectToken:

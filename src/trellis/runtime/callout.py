@@ -22,7 +22,13 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from trellis.auth import ConnectTokenError, parse_connect_token, verify_connect_token
+from trellis.auth import (
+    IAT_SKEW_SECONDS,
+    ConnectToken,
+    ConnectTokenError,
+    parse_connect_token,
+    verify_connect_token,
+)
 from trellis.logs import ThrottledLog
 from trellis.nats import settle
 from trellis.nats.callout import (
@@ -84,6 +90,38 @@ class CalloutDecision:
 ConnectHook = Callable[[AuthorizationRequest, Principal], Awaitable[None]]
 
 
+class UsedTokens:
+    """Connect tokens already presented, each kept until its ``iat`` leaves the window.
+
+    A token is signed over its ``iat`` and contract digest alone, so whoever sees one (a
+    proxy, a server log) could otherwise open connections with it for 30 s.  A token bound
+    to its connection's nonce (``nonceSig``, what our clients send) is fresh by construction;
+    one without (upstream's clients) is admitted once.  Per runtime process: a replica does
+    not see another's tokens.
+    """
+
+    def __init__(self, limit: int = 1_000_000) -> None:
+        self._until: dict[tuple[str, str], float] = {}  # insertion order ~ expiry order
+        self._limit = limit
+
+    def replayed(self, token: ConnectToken, *, nonce_bound: bool, now: float) -> bool:
+        """Whether ``token``, not bound to its connection's nonce, was admitted before."""
+        while self._until:
+            oldest = next(iter(self._until))
+            if self._until[oldest] >= now and len(self._until) < self._limit:
+                break
+            del self._until[oldest]
+        return not nonce_bound and (token.session_key, token.sig) in self._until
+
+    def admitted(self, token: ConnectToken) -> None:
+        """Remember an admitted token (a nonce-bound one too: stripped of its ``nonceSig``,
+        the plain token inside it is then refused)."""
+        self._until.setdefault((token.session_key, token.sig), token.iat + IAT_SKEW_SECONDS + 1)
+
+    def __len__(self) -> int:
+        return len(self._until)
+
+
 class CalloutService:
     """Answers ``$SYS.REQ.USER.AUTH`` in queue group ``trellis`` (replicas share the load)."""
 
@@ -115,6 +153,7 @@ class CalloutService:
         self._sub: Subscription | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.decisions: dict[str, int] = {}
+        self.used_tokens = UsedTokens()
         #: anyone can make the callout refuse: its warnings are bounded (counts: decisions)
         self._refusals = ThrottledLog(log)
 
@@ -214,20 +253,27 @@ class CalloutService:
 
     async def _decide_safely(self, request: AuthorizationRequest) -> CalloutDecision:
         try:
-            return await self.decide(request.auth_token)
+            return await self.decide(request.auth_token, nonce=request.client_info.get("nonce"))
         except Exception:
             log.exception("callout decision failed")
             return CalloutDecision("internal_error")
 
-    async def decide(self, raw_token: str | None) -> CalloutDecision:
-        """The whole decision for one connect token (pure apart from state reads)."""
+    async def decide(self, raw_token: str | None, *, nonce: object = None) -> CalloutDecision:
+        """The whole decision for one connect token presented on a connection that nats-server
+        sent ``nonce`` (pure apart from state reads and the used-token record)."""
         try:
             token = parse_connect_token(raw_token)
         except ConnectTokenError as exc:
             return CalloutDecision(exc.reason)
-        reason = verify_connect_token(token, self._clock())
+        now = self._clock()
+        reason = verify_connect_token(token, now)
         if reason is not None:
             return CalloutDecision(reason)
+        nonce_bound = token.nonce_sig is not None
+        if nonce_bound and not token.bound_to(nonce if isinstance(nonce, str) else None):
+            return CalloutDecision("invalid_signature")
+        if self.used_tokens.replayed(token, nonce_bound=nonce_bound, now=now):
+            return CalloutDecision("token_replayed")
         principal = await self._cp.principals.get(token.session_key)
         if principal is None:
             return CalloutDecision("session_not_found")
@@ -271,4 +317,9 @@ class CalloutService:
                 if exc.reason == "missing_required_contract"
                 else "internal_error"
             )
+        # checked again with no await in between: of two connects presenting the same
+        # plain token at once, one is admitted
+        if self.used_tokens.replayed(token, nonce_bound=nonce_bound, now=now):
+            return CalloutDecision("token_replayed")
+        self.used_tokens.admitted(token)
         return CalloutDecision(None, principal, derived)
