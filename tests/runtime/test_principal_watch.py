@@ -25,9 +25,15 @@ async def test_a_service_cannot_delete_the_principal_watches_of_others(tmp_path:
         errors: list[str] = []
         nc = await stack.raw_participant(key, inventory.digest, errors)
         for name in watches:
-            subject = f"$JS.API.CONSUMER.DELETE.{STREAM}.{name}"
-            await nc.publish(subject, b"")
-            await expect_violation(nc, errors, "publish", subject)
+            # neither delete it nor redefine it (a create naming it would update its config,
+            # e.g. send its deliveries elsewhere): services create unnamed consumers only
+            for subject in (
+                f"$JS.API.CONSUMER.DELETE.{STREAM}.{name}",
+                f"$JS.API.CONSUMER.CREATE.{STREAM}.{name}",
+                f"$JS.API.CONSUMER.CREATE.{STREAM}.{name}.$KV.{PRINCIPALS_BUCKET}.>",
+            ):
+                await nc.publish(subject, b"{}")
+                await expect_violation(nc, errors, "publish", subject)
         assert watches <= {c.name for c in await js.consumers_info(STREAM)}
 
 

@@ -69,8 +69,9 @@ def platform_service_grants() -> tuple[str, ...]:
     return (
         "$JS.API.INFO",
         f"$JS.API.STREAM.INFO.{stream}",
+        # unnamed creates only (nats-py's ordered watch consumer): a create naming an
+        # existing consumer would redefine the runtime's or another service's watch
         f"$JS.API.CONSUMER.CREATE.{stream}",
-        f"$JS.API.CONSUMER.CREATE.{stream}.>",
         # nats-py's KV watcher asks for its ordered consumer's info right after creating it
         f"$JS.API.CONSUMER.INFO.{stream}.>",
         f"$JS.API.DIRECT.GET.{stream}.>",
