@@ -48,7 +48,9 @@ async def test_requests_beyond_the_bound_are_refused_before_a_task_or_a_verifica
     principals = caller(key)
     snc = await nats.connect(server_url)
     cnc = await nats.connect(server_url, inbox_prefix=key.inbox_prefix)
-    server = RpcServer(snc, inventory, principals, max_concurrency=1, max_pending=2)
+    server = RpcServer(
+        snc, inventory, principals, max_concurrency=1, max_pending=2, max_pending_per_caller=2
+    )
     client = RpcClient(cnc, key, rpc_targets(inventory, include_own=True))
     release = asyncio.Event()
 
